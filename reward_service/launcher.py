@@ -1,0 +1,164 @@
+"""`rlpr up`: the docker-compose topology as plain local processes.
+
+Redis (started on loopback if none answers), the API server, and N workers per queue.
+Every child's output goes to this console with a name prefix. A worker that exits on
+its own is restarted; Ctrl-C stops everything, workers first.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from reward_service.config import DEFAULT_GRPC_ADDR, DEFAULT_REDIS_URL, DEFAULT_REST_ADDR, ConfigError, ServeConfig
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class UpConfig:
+    """Start Redis (if needed), the reward API and its workers as local processes."""
+
+    workers: str = "arithmetic=1,sentiment_vader=1"
+    """Workers per queue, e.g. `arithmetic=2,sentiment_vader=1,ludii=2`."""
+    rest_addr: str = DEFAULT_REST_ADDR
+    grpc_addr: str = DEFAULT_GRPC_ADDR
+    redis_url: str = DEFAULT_REDIS_URL
+    """Redis to use; started on loopback when nothing answers there."""
+    auth_token: str = os.environ.get("RLPR_AUTH_TOKEN", "")
+    cache: bool = True
+    """Serve repeated items from the Redis result cache."""
+    restart_workers: bool = True
+    """Restart a worker that exits on its own (a crashed JVM, say)."""
+
+    def __post_init__(self):
+        ServeConfig(rest_addr=self.rest_addr, grpc_addr=self.grpc_addr, redis_url=self.redis_url)
+        self.worker_counts  # validates
+
+    @property
+    def worker_counts(self) -> dict[str, int]:
+        from reward_service.config import WorkerConfig
+
+        counts = {}
+        for part in filter(None, (p.strip() for p in self.workers.split(","))):
+            queue, sep, count = part.partition("=")
+            if not sep or not count.isdigit():
+                raise ConfigError(f"--workers entry {part!r} is not QUEUE=COUNT, e.g. arithmetic=2")
+            WorkerConfig(queues=queue)
+            counts[queue] = int(count)
+        return counts
+
+
+class Launcher:
+    def __init__(self, config: UpConfig):
+        self.config = config
+        self.children: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.stopping = threading.Event()
+        self.print_lock = threading.Lock()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        try:
+            self._ensure_redis()
+            self._spawn("api", [*_rlpr(), "serve", "--rest-addr", self.config.rest_addr, "--grpc-addr",
+                                self.config.grpc_addr, "--redis-url", self.config.redis_url,
+                                "--auth-token", self.config.auth_token,
+                                "--cache" if self.config.cache else "--no-cache"])
+            for queue, count in self.config.worker_counts.items():
+                for index in range(1, count + 1):
+                    self._spawn(f"{queue}-{index}", [*_rlpr(), "worker", "--queues", queue, "--redis-url",
+                                                     self.config.redis_url])
+            self._supervise()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop_all()
+        return 0
+
+    def _ensure_redis(self) -> None:
+        try:
+            Redis.from_url(self.config.redis_url, socket_connect_timeout=1).ping()
+            self._say("up", f"using redis at {self.config.redis_url}")
+            return
+        except RedisError:
+            pass
+        parsed = urlparse(self.config.redis_url)
+        if parsed.hostname not in _LOOPBACK or not shutil.which("redis-server"):
+            raise SystemExit(f"rlpr up: no redis answers at {self.config.redis_url}, and one can only be started "
+                             "on loopback with redis-server installed (apt-get install redis-server)")
+        port = str(parsed.port or 6379)
+        self._spawn("redis", ["redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly",
+                              "no", "--protected-mode", "yes"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                Redis.from_url(self.config.redis_url, socket_connect_timeout=1).ping()
+                return
+            except RedisError:
+                time.sleep(0.1)
+        raise SystemExit("rlpr up: redis-server did not answer within 10 s")
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                 start_new_session=True, text=True, errors="replace")
+        self.children[name] = child
+        self.commands[name] = command
+        self._say("up", f"started {name} (pid {child.pid})")
+        threading.Thread(target=self._pump, args=(name, child), daemon=True).start()
+
+    def _pump(self, name: str, child: subprocess.Popen) -> None:
+        for line in child.stdout:
+            self._say(name, line.rstrip())
+
+    def _say(self, name: str, line: str) -> None:
+        with self.print_lock:
+            print(f"{name:>18} | {line}", flush=True)
+
+    def _supervise(self) -> None:
+        while not self.stopping.wait(0.5):
+            for name, child in list(self.children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                if name in ("api", "redis") or not self.config.restart_workers:
+                    self._say("up", f"{name} exited with code {code}; stopping")
+                    return
+                self._say("up", f"{name} exited with code {code}; restarting it")
+                self._spawn(name, self.commands[name])
+
+    def _stop_all(self) -> None:
+        order = [n for n in self.children if n not in ("api", "redis")] + ["api", "redis"]
+        for name in order:
+            child = self.children.get(name)
+            if child and child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for name in order:
+            child = self.children.get(name)
+            if child is None:
+                continue
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._say("up", "all stopped")
+
+
+def _rlpr() -> list[str]:
+    return [sys.executable, "-m", "rlpr"]
+
+
+def run_up(config: UpConfig) -> int:
+    return Launcher(config).run()
