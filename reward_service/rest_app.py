@@ -88,29 +88,27 @@ class SizeLimitMiddleware:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._reject(send)
-        received = 0
-
-        async def counting_receive():
-            nonlocal received
+        # Read the whole body first (it is bounded by the limit) so an oversized chunked
+        # body is refused here rather than surfacing as a parse error inside FastAPI.
+        messages, received = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise _TooLarge()
-            return message
+                return await self._reject(send)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
-            await self._reject(send)
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send):
         response = JSONResponse({"error": {"code": "RESOURCE_EXHAUSTED", "message": f"body over {self.max_bytes} bytes"}},
                                 status_code=413)
         await response({"type": "http"}, None, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(service: RewardService, token: str = "", max_request_bytes: int = 32 << 20) -> FastAPI:

@@ -1,5 +1,13 @@
-"""The reward registry: a plain name -> RewardSpec table."""
+"""The reward registry: a plain name -> RewardSpec table.
+
+Extra rewards plug in without touching this file: set `RLPR_REWARD_PLUGINS` to a
+comma-separated list of `module:attribute` naming RewardSpec objects. The API server and
+every worker must see the same value.
+"""
 from __future__ import annotations
+
+import importlib
+import os
 
 from reward_service.errors import UnknownReward
 from reward_service.rewards import arithmetic, ludii, sentiment_classifier, sentiment_vader
@@ -46,6 +54,20 @@ REGISTRY: dict[str, RewardSpec] = {
         ),
     )
 }
+
+
+def _load_plugins(spec_paths: str) -> dict[str, RewardSpec]:
+    plugins = {}
+    for path in filter(None, (p.strip() for p in spec_paths.split(","))):
+        module, _, attribute = path.partition(":")
+        spec = getattr(importlib.import_module(module), attribute)
+        if not isinstance(spec, RewardSpec):
+            raise TypeError(f"RLPR_REWARD_PLUGINS entry {path!r} is a {type(spec).__name__}, not a RewardSpec")
+        plugins[spec.name] = spec
+    return plugins
+
+
+REGISTRY.update(_load_plugins(os.environ.get("RLPR_REWARD_PLUGINS", "")))
 
 
 def get_reward(name: str) -> RewardSpec:

@@ -1,0 +1,148 @@
+"""Shared fixtures: a real Redis database, real servers on port 0, real worker processes."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+PLUGINS = "tests.plugins.fake_rewards:SLOW,tests.plugins.fake_rewards:EXPLOSIVE"
+# Test processes and the workers they spawn must know the same plugin rewards.
+os.environ.setdefault("RLPR_REWARD_PLUGINS", PLUGINS)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_REDIS_URL = os.environ.get("RLPR_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url():
+    from redis import Redis
+
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        redis.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"tests need a real Redis at {TEST_REDIS_URL} ({exc}); start one with redis-server --daemonize yes")
+    redis.flushdb()
+    yield TEST_REDIS_URL
+    redis.flushdb()
+
+
+class WorkerProcs:
+    """Starts `rlpr worker` processes and makes sure they are gone afterwards."""
+
+    def __init__(self, redis_url: str):
+        self.redis_url = redis_url
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, queues: str, heartbeat_s: float = 0.5) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlpr", "worker", "--queues", queues, "--redis-url", self.redis_url,
+             "--heartbeat-s", str(heartbeat_s)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.procs.append(proc)
+        self.wait_registered(len([p for p in self.procs if p.poll() is None]))
+        return proc
+
+    def wait_registered(self, count: int, timeout: float = 30) -> None:
+        from redis import Redis
+        from rq import Worker
+
+        redis = Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(Worker.all(connection=redis)) >= count:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{count} workers did not register within {timeout} s")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def workers(redis_url):
+    procs = WorkerProcs(redis_url)
+    yield procs
+    procs.stop()
+
+
+class RunningServer:
+    """gRPC and REST fronts of one RewardService, on real sockets with free ports."""
+
+    def __init__(self, service, token: str = "", max_request_bytes: int = 32 << 20):
+        import uvicorn
+
+        from reward_service.grpc_server import create_server
+        from reward_service.rest_app import create_app
+
+        self.service = service
+        self.grpc, self.grpc_port = create_server(service, "127.0.0.1:0", token, max_request_bytes)
+        self.grpc.start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.rest_port = sock.getsockname()[1]
+        app = create_app(service, token, max_request_bytes)
+        self.uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.uvicorn.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def close(self) -> None:
+        self.uvicorn.should_exit = True
+        self.thread.join(timeout=10)
+        self.grpc.stop(grace=1).wait()
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+
+    def make(service, **kwargs) -> RunningServer:
+        server = RunningServer(service, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def embedded_server(make_server):
+    from reward_service.service import RewardService
+
+    return make_server(RewardService.embedded())
+
+
+@pytest.fixture
+def queue_service(redis_url):
+    from reward_service.config import ServeConfig
+    from reward_service.service import RewardService
+
+    return RewardService.from_config(ServeConfig(redis_url=redis_url, deadline_s=60))

@@ -1,0 +1,30 @@
+"""Rewards that exist only for tests: slow ones to kill workers under, and one that raises."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from reward_service.rewards.base import RewardSpec
+from reward_service.types import RewardItem, RewardResult
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+def _sleepy(item: RewardItem, options: NoOptions) -> RewardResult:
+    time.sleep(float(item.reference.get("sleep_s", "0")))
+    return RewardResult(float(len(item.completion)), {"length": float(len(item.completion))})
+
+
+def _explosive(item: RewardItem, options: NoOptions) -> RewardResult:
+    if item.completion == "boom":
+        raise RuntimeError("this item explodes")
+    return RewardResult(1.0)
+
+
+SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completion)", _sleepy, NoOptions,
+                  queue="test_slow", chunk_size=1, job_timeout_s=60)
+EXPLOSIVE = RewardSpec("test_explosive", "raises for completion 'boom'", _explosive, NoOptions,
+                       queue="test_explosive", chunk_size=4, job_timeout_s=60)

@@ -1,0 +1,97 @@
+"""The REST front over a real socket (uvicorn), including every bad input the issue names."""
+import json
+
+import httpx
+import pytest
+
+from reward_service.service import RewardService
+
+ONE = {"reward": "arithmetic", "item": {"id": "1", "completion": "23 + 4", "reference": {"previous": "23 + 1 + 3"}}}
+
+
+def post(server, path, body=None, raw=None, headers=None):
+    headers = {"content-type": "application/json", **(headers or {})}
+    content = raw if raw is not None else json.dumps(body).encode()
+    return httpx.post(server.rest_url + path, content=content, headers=headers, timeout=30)
+
+
+def test_score_one_and_batch(embedded_server):
+    one = post(embedded_server, "/v1/score", ONE)
+    assert one.status_code == 200 and one.json()["reward"] == pytest.approx(1.0)
+    batch = post(embedded_server, "/v1/score:batch", {"reward": "sentiment_vader", "items": [
+        {"id": "a", "completion": "I love this"}, {"id": "b", "completion": "I hate this"}]})
+    assert batch.status_code == 200
+    a, b = batch.json()["results"]
+    assert a["status"] == "ok" and a["reward"] > 0 > b["reward"]
+
+
+def test_rewards_health_metrics_docs(embedded_server):
+    base = embedded_server.rest_url
+    names = {k["name"] for k in httpx.get(base + "/v1/rewards").json()}
+    assert {"arithmetic", "sentiment_vader", "sentiment_classifier", "ludii"} <= names
+    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+    post(embedded_server, "/v1/score", ONE)
+    metrics = httpx.get(base + "/metrics").text
+    assert 'rlpr_items_total{cached="false",reward="arithmetic",status="ok"} 1.0' in metrics
+    spec = httpx.get(base + "/openapi.json").json()
+    assert {"/v1/score", "/v1/score:batch", "/v1/rewards", "/healthz", "/metrics"} <= set(spec["paths"])
+    assert httpx.get(base + "/docs").status_code == 200
+
+
+BAD_INPUTS = {
+    "invalid utf-8": (None, b'{"reward":"arithmetic","item":{"id":"1","completion":"\xff\xfe"}}', 400),
+    "1 MB completion": ({"reward": "sentiment_vader", "item": {"id": "1", "completion": "x" * (1 << 20)}}, None, 413),
+    "unknown reward": ({"reward": "sentimant", "item": {"id": "1", "completion": "x"}}, None, 404),
+    "missing field": ({"reward": "arithmetic", "item": {"id": "1"}}, None, 422),
+    "nan in reference": (None, b'{"reward":"arithmetic","item":{"id":"1","completion":"1",'
+                               b'"reference":{"target":NaN}}}', 422),
+    "empty batch": ({"reward": "arithmetic", "items": []}, None, 422),
+    "malformed json": (None, b'{"reward": "arithmetic", "item": {', 422),
+    "lone surrogate": (None, b'{"reward":"arithmetic","item":{"id":"1","completion":"\\ud800"}}', 422),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input_gets_a_clear_4xx_and_server_keeps_serving(embedded_server, name):
+    body, raw, status = BAD_INPUTS[name]
+    path = "/v1/score:batch" if body and "items" in body else "/v1/score"
+    response = post(embedded_server, path, body, raw)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED") and error["message"]
+    assert post(embedded_server, "/v1/score", ONE).status_code == 200
+
+
+def test_body_size_limit(make_server):
+    server = make_server(RewardService.embedded(), max_request_bytes=2048)
+    response = post(server, "/v1/score", {"reward": "sentiment_vader", "item": {"id": "1", "completion": "x" * 5000}})
+    assert response.status_code == 413
+    chunked = httpx.post(server.rest_url + "/v1/score", content=iter([b"{" + b" " * 3000, b"}"]),
+                         headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    assert post(server, "/v1/score", ONE).status_code == 200
+
+
+def test_token_auth_on_every_endpoint_but_health(make_server):
+    server = make_server(RewardService.embedded(), token="s3cret")
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):
+        assert post(server, "/v1/score", ONE, headers=headers).status_code == 401
+        assert post(server, "/v1/score:batch", {"reward": "arithmetic", "items": []}, headers=headers).status_code == 401
+        for path in ("/v1/rewards", "/metrics"):
+            assert httpx.get(server.rest_url + path, headers=headers).status_code == 401
+    good = {"authorization": "Bearer s3cret"}
+    assert post(server, "/v1/score", ONE, headers=good).status_code == 200
+    assert httpx.get(server.rest_url + "/v1/rewards", headers=good).status_code == 200
+    assert httpx.get(server.rest_url + "/healthz").status_code == 200
+
+
+def test_readme_curl_example_works(embedded_server):
+    import re
+    import shlex
+    import subprocess
+
+    readme = open("README.md").read()
+    command = re.search(r"```bash\n(curl [^`]*?/v1/score .*?)\n```", readme, re.S).group(1)
+    command = command.replace("\\\n", " ").replace("127.0.0.1:8000", f"127.0.0.1:{embedded_server.rest_port}")
+    output = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(output)["status"] == "ok"
