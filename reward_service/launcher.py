@@ -138,22 +138,22 @@ class Launcher:
                 self._spawn(name, self.commands[name])
 
     def _stop_all(self) -> None:
-        order = [n for n in self.children if n not in ("api", "redis")] + ["api", "redis"]
-        for name in order:
-            child = self.children.get(name)
-            if child and child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for name in order:
-            child = self.children.get(name)
-            if child is None:
-                continue
+        # Workers and the API first, so none of them sees Redis vanish mid-job; Redis last.
+        self._stop([name for name in self.children if name != "redis"])
+        self._stop(["redis"])
+        self._say("up", "all stopped")
+
+    def _stop(self, names: list[str], grace_s: float = 10.0) -> None:
+        running = [self.children[n] for n in names if n in self.children and self.children[n].poll() is None]
+        for child in running:
+            child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in running:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        self._say("up", "all stopped")
 
 
 def _rlpr() -> list[str]:

@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up, then train the arithmetic task in-process (no Docker, no GPU, no Redis)
+#   make test   set up, start Redis if none answers, run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REDIS_PORT ?= 6379
+
+.PHONY: setup demo test redis bench proto
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of torch; a bare `torch` would pull several GB of CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[train,ludii,dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/rlpr train --task arithmetic --algo ppo --steps 60 --out runs/demo
+
+redis:
+	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 \
+	    --port $(REDIS_PORT) --save "" --appendonly no
+
+test: setup redis
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: setup redis
+	$(PY) bench/report.py
+
+proto: setup
+	$(PY) proto/generate.py
