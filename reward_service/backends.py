@@ -4,11 +4,9 @@ Both backends take already-validated input and return one ScoredItem per item, i
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from dataclasses import asdict
 from typing import Mapping, Protocol, Sequence
 
 from redis.exceptions import RedisError
@@ -81,7 +79,8 @@ class QueueBackend:
         datas = [
             Queue.prepare_data(
                 jobs.score_chunk,
-                args=(spec.name, dict(options), [asdict(i) | {"reference": dict(i.reference)} for i in chunk], reply_key),
+                args=(spec.name, dict(options), jobs.pack_items(chunk), reply_key),
+                description=f"{spec.name}: {len(chunk)} items",  # RQ's default repr()s every argument
                 timeout=spec.job_timeout_s,
                 result_ttl=60,
                 failure_ttl=3600,
@@ -101,9 +100,9 @@ class QueueBackend:
                 break
             reply = self.redis.blpop([reply_key], timeout=min(remaining, POLL_S))
             if reply is not None:
-                payload = json.loads(reply[1])
-                if pending.pop(payload["job_id"], None) is not None:
-                    results.update((r["id"], ScoredItem.from_dict(r)) for r in payload["results"])
+                job_id, scored = jobs.unpack_reply(reply[1])
+                if pending.pop(job_id, None) is not None:
+                    results.update((r.id, r) for r in scored)
                 continue
             self._reap(queue, pending, results)
         return results

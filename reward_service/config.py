@@ -90,6 +90,8 @@ class WorkerConfig:
     """How often a busy worker proves it is alive; a dead one is noticed within ~3x this."""
     burst: bool = False
     """Exit when the queues are empty (for scripts and tests)."""
+    log_level: str = "WARNING"
+    """RQ's log level; INFO prints three lines per job, which costs throughput at scale."""
 
     def __post_init__(self):
         from reward_service.rewards import REGISTRY
@@ -101,6 +103,8 @@ class WorkerConfig:
             raise ConfigError(f"unknown queue(s) {unknown or [self.queues]}; valid queues: {valid}")
         if self.heartbeat_s <= 0:
             raise ConfigError(f"heartbeat_s must be > 0, got {self.heartbeat_s}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"log_level {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 
     @property
     def queue_list(self) -> list[str]:

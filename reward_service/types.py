@@ -75,6 +75,14 @@ class ScoredItem:
             detail=data.get("detail", ""),
         )
 
+    def to_tuple(self) -> tuple:
+        return (self.id, self.reward, dict(self.components), self.status.value, self.error, self.cached, self.detail)
+
+    @classmethod
+    def from_tuple(cls, row: tuple) -> "ScoredItem":
+        item_id, reward, components, status, error, cached, detail = row
+        return cls(item_id, reward, components, ItemStatus(status), error, cached, detail)
+
     @classmethod
     def failed(cls, item_id: str, status: ItemStatus, error: str) -> "ScoredItem":
         return cls(id=item_id, reward=0.0, components={}, status=status, error=error)

@@ -8,6 +8,7 @@ notices a SIGKILLed worker within seconds and retries its job on another worker.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from redis import Redis
@@ -55,4 +56,7 @@ def run_worker(config: WorkerConfig) -> None:
     queues = [Queue(name, connection=redis) for name in config.queue_list]
     worker = RewardWorker(queues, connection=redis, name=config.name or None, maintenance_interval=5)
     worker.heartbeat_s = config.heartbeat_s
-    worker.work(burst=config.burst, with_scheduler=True, logging_level="INFO")
+    print(f"rlpr worker {worker.name}: pid {os.getpid()}, queues {','.join(config.queue_list)}", flush=True)
+    # No RQ scheduler: it runs in a forked process, and nothing may fork once a JVM is up.
+    # Retries are immediate (Retry without interval), so no scheduler is needed.
+    worker.work(burst=config.burst, with_scheduler=False, logging_level=config.log_level.upper())

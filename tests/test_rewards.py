@@ -31,7 +31,7 @@ def test_arithmetic_formula_matches_the_paper():
 
 
 def test_arithmetic_invalid_expression_scores_zero():
-    for bad in ["", "23 +", "+ 4", "23 + x", "-3 + 30", "23 + 4 = 27", "2.5 + 1 + 1"]:
+    for bad in ["", "23 +", "+ 4", "23 + x", "-3 + 30", "23 + 4 = 27", "2.5 + 1 + 1", "\u0661 + 2"]:
         result = arith(bad)
         assert result.ok and result.reward == 0.0 and result.components["valid"] == 0.0, bad
 

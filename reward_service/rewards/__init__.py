@@ -22,7 +22,7 @@ REGISTRY: dict[str, RewardSpec] = {
             score=arithmetic.score,
             options_type=arithmetic.ArithmeticOptions,
             queue="arithmetic",
-            chunk_size=256,
+            chunk_size=128,
             job_timeout_s=60,
         ),
         RewardSpec(

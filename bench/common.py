@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmark scripts: timing, percentiles, a results file for bench/report.py."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def timed_runs(call, min_seconds=1.5, min_runs=5, max_runs=10_000):
+    """Call repeatedly; return the list of per-call latencies in seconds."""
+    latencies = []
+    started = time.perf_counter()
+    while len(latencies) < max_runs and (len(latencies) < min_runs or time.perf_counter() - started < min_seconds):
+        t0 = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+def summary(latencies, items_per_call):
+    return {
+        "items_per_s": items_per_call * len(latencies) / sum(latencies),
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "mean_ms": 1000 * statistics.fmean(latencies),
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = model
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_results(name: str, figures: list[dict]) -> None:
+    """Figures go to $RLPR_BENCH_OUT/<name>.json when report.py runs us."""
+    out = os.environ.get("RLPR_BENCH_OUT")
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, f"{name}.json"), "w") as handle:
+            json.dump({"machine": machine(), "figures": figures}, handle, indent=2)
+
+
+def start_worker(queues: str, redis_url: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rlpr", "worker", "--queues", queues, "--redis-url", redis_url],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_workers(redis, count, timeout=30):
+    from rq import Worker
+
+    deadline = time.monotonic() + timeout
+    while len(Worker.all(connection=redis)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("workers did not start")
+        time.sleep(0.1)
