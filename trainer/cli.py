@@ -1,0 +1,74 @@
+"""`rlpr train` and `rlpr sft`."""
+from __future__ import annotations
+
+import pathlib
+
+from tqdm import tqdm
+
+from trainer.config import SFTConfig, TrainConfig
+
+
+def _reward_setup(config: TrainConfig, task):
+    from reward_service.client import make_client
+    from trainer.rewards import RewardScorer
+
+    reward = config.reward or task.reward
+    options = dict(task.reward_options) if reward == task.reward else {}
+    options.update(dict(pair.split("=", 1) for pair in config.reward_option))
+    client = make_client(config.reward_url, config.reward_token)
+    return RewardScorer(client, reward, options, config.reward_deadline_s)
+
+
+def run_train(config: TrainConfig) -> int:
+    from trainer.runtime import seed_everything
+
+    rng = seed_everything(config.seed)
+    out = pathlib.Path(config.out)
+    if config.algo != "ppo":
+        from trainer.trl_algos import run_trl
+
+        return run_trl(config, out, rng)
+    return _run_ppo(config, out, rng)
+
+
+def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
+    from trainer import checkpoint
+    from trainer.logger import MetricsLogger
+    from trainer.ppo import PPOHyper, PPOTrainer, train_steps
+    from trainer.runtime import autocast_dtype, pick_device
+    from trainer.tasks import make_task
+
+    task = make_task(config)
+    resume = config.resume and checkpoint.checkpoint_dir(out).exists()
+    if resume:
+        task.model = str(checkpoint.checkpoint_dir(out))
+    tokenizer, lm = task.load()
+    device = pick_device(config.device)
+    trainer = PPOTrainer(task, tokenizer, lm, PPOHyper.from_config(config), device, autocast_dtype(device, config.bf16))
+    start = checkpoint.load_state(out, trainer, rng) if resume else 0
+    scorer = _reward_setup(config, task)
+    logger = MetricsLogger(out, resume=resume)
+    bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True)
+
+    def on_step(step, rollout, metrics):
+        logger.log(step, metrics)
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", ent=f"{metrics['entropy/token']:.2f}",
+                        bent=f"{metrics['entropy/batch']:.2f}", failed=int(metrics["reward/failed_items"]))
+        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
+            checkpoint.save(out, trainer, step, rng)
+
+    try:
+        train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap_rewards, on_step)
+    finally:
+        bar.close()
+        scorer.close()
+        png = logger.close(f"PPO {config.task}: ent={config.ent_coef} bent={config.bent_coef} kl={config.kl_coef}")
+    print(f"metrics: {logger.path}\ncurves:  {png}\nmodel:   {checkpoint.checkpoint_dir(out)}")
+    return 0
+
+
+def run_sft(config: SFTConfig) -> int:
+    from trainer.sft import run_supervised
+
+    return run_supervised(config)

@@ -1,0 +1,68 @@
+"""Per-step metrics to JSONL and TensorBoard, and a PNG of the curves at the end."""
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+CURVES = ["reward/mean", "entropy/token", "entropy/batch", "loss/total", "loss/policy", "loss/value",
+          "loss/entropy", "loss/batch_entropy", "kl/mean", "reward/failed_items"]
+
+
+class MetricsLogger:
+    def __init__(self, out: pathlib.Path, resume: bool = False):
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / "metrics.jsonl"
+        self._file = self.path.open("a" if resume else "w", encoding="utf-8")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:  # tensorboard is optional; JSONL and the plot still work
+            self._tb = None
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        self._file.write(json.dumps({"step": step, **clean}) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for key, value in clean.items():
+                self._tb.add_scalar(key, value, step)
+
+    def close(self, title: str = "") -> pathlib.Path | None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+        return plot_metrics(self.path, self.out / "curves.png", title)
+
+
+def read_metrics(path: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_metrics(path: pathlib.Path, png: pathlib.Path, title: str = "", keys=CURVES) -> pathlib.Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(path)
+    present = [k for k in keys if any(k in r for r in rows)]
+    if not present:
+        return None
+    cols = 3
+    nrows = math.ceil(len(present) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, present):
+        points = [(r["step"], r[key]) for r in rows if key in r]
+        ax.plot(*zip(*points), lw=1.2)
+        ax.set_title(key, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(present):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png

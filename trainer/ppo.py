@@ -1,0 +1,201 @@
+"""PPO for language models in the RLHF style, with the paper's entropy and batch-entropy terms.
+
+One iteration, top to bottom:
+  1. sample prompts; generate completions with the current policy (pure sampling);
+  2. record the behaviour policy's log-probs and values (and the reference's, if KL is on);
+  3. score completions with the programmed reward (in the background, overlapping step 1 of the next batch);
+  4. per-token rewards = score at the last token - KL penalty; GAE (gamma=1); whiten advantages;
+  5. several epochs of mini-batch updates on
+       pg_loss + vf_coef * vf_loss - ent_coef * H_token - bent_coef * H_batch;
+  6. adapt the KL coefficient; log; checkpoint.
+Items whose reward failed are masked out of every loss and statistic.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from dataclasses import dataclass
+
+import torch
+
+from trainer import losses
+from trainer.kl import make_kl
+from trainer.policy import Generation, PolicyWithValue, generate, response_logprobs
+from trainer.rewards import RewardScorer, Scores
+from trainer.tasks.base import Prompt, Task
+
+
+@dataclass
+class Rollout:
+    prompts: list[Prompt]
+    completions: list[str]
+    gen: Generation
+    old_logprobs: torch.Tensor  # [B,R] behaviour policy
+    old_values: torch.Tensor  # [B,R]
+    ref_logprobs: torch.Tensor | None  # [B,R] or None when KL is off
+
+
+@dataclass(frozen=True)
+class PPOHyper:
+    """The subset of TrainConfig the algorithm reads (keeps PPO testable without the CLI)."""
+
+    batch_size: int = 64
+    mini_batch_size: int = 16
+    ppo_epochs: int = 4
+    lr: float = 1.41e-5
+    ent_coef: float = 0.0
+    bent_coef: float = 0.0
+    bent_states: str = "all"
+    kl_coef: str = "0"
+    kl_target: float = 6.0
+    kl_horizon: int = 10000
+    clip: float = 0.2
+    vf_coef: float = 0.1
+    vf_clip: float = 0.2
+    gamma: float = 1.0
+    lam: float = 0.95
+    whiten_advantages: bool = True
+    max_grad_norm: float = 1.0
+    temperature: float = 1.0
+
+    @classmethod
+    def from_config(cls, config) -> "PPOHyper":
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
+class PPOTrainer:
+    def __init__(self, task: Task, tokenizer, lm, hyper: PPOHyper, device: torch.device, autocast_dtype=None):
+        self.task = task
+        self.tokenizer = tokenizer
+        self.hyper = hyper
+        self.device = device
+        self.autocast_dtype = autocast_dtype
+        self.policy = PolicyWithValue(lm).to(device)
+        self.kl = make_kl(hyper.kl_coef, hyper.kl_target, hyper.kl_horizon)
+        # The frozen initial policy is only needed (and only kept in memory) when KL can be non-zero.
+        self.reference = None
+        if hyper.kl_coef == "adaptive" or float(hyper.kl_coef) > 0:
+            self.reference = copy.deepcopy(lm).to(device).eval().requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=hyper.lr, eps=1e-5)
+        self.stop_ids = task.stop_token_ids(tokenizer)
+
+    def _autocast(self):
+        enabled = self.autocast_dtype is not None
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled)
+
+    # -- 1 and 2: rollout -------------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, prompts: list[Prompt]) -> Rollout:
+        self.policy.eval()
+        with self._autocast():
+            gen = generate(self.policy.lm, self.tokenizer, [p.text for p in prompts], self.stop_ids,
+                           self.task.max_new_tokens, self.task.min_new_tokens, self.hyper.temperature, self.device)
+            logits, values = self.policy(gen.sequences, gen.attention_mask)
+            _, old_logprobs = response_logprobs(logits, gen.sequences, gen.prompt_len, self.hyper.temperature)
+            ref_logprobs = None
+            if self.reference is not None:
+                ref_logits = self.reference(input_ids=gen.sequences, attention_mask=gen.attention_mask).logits
+                _, ref_logprobs = response_logprobs(ref_logits, gen.sequences, gen.prompt_len, self.hyper.temperature)
+        texts = self.tokenizer.batch_decode(gen.sequences[:, gen.prompt_len:] * gen.response_mask
+                                            + self.tokenizer.pad_token_id * (1 - gen.response_mask),
+                                            skip_special_tokens=True)
+        completions = [self.task.clean(t) for t in texts]
+        old_values = values[:, gen.prompt_len - 1 : -1]
+        return Rollout(prompts, completions, gen, old_logprobs, old_values, ref_logprobs)
+
+    # -- 4: advantages ----------------------------------------------------------------------------
+    def advantages(self, rollout: Rollout, scores: Scores, mask: torch.Tensor):
+        """Per-token rewards, GAE and whitening. Returns (advantages, returns, mean KL)."""
+        B, R = mask.shape
+        token_rewards = torch.zeros(B, R, device=self.device)
+        kl = torch.zeros(B, R, device=self.device)
+        if rollout.ref_logprobs is not None:
+            kl = (rollout.old_logprobs - rollout.ref_logprobs) * mask
+            token_rewards -= self.kl.value * kl
+        last = (mask.cumsum(-1) == mask.sum(-1, keepdim=True)) & (mask > 0)
+        score = torch.tensor(scores.rewards, device=self.device, dtype=torch.float32)
+        token_rewards += last.float() * score[:, None]
+        advantages, returns = losses.gae(token_rewards, rollout.old_values, mask, self.hyper.gamma, self.hyper.lam)
+        if self.hyper.whiten_advantages:
+            advantages = losses.masked_whiten(advantages, mask)
+        mean_kl = (kl.sum(-1) * mask.any(-1)).sum() / mask.any(-1).sum().clamp(min=1)
+        return advantages.detach(), returns.detach(), mean_kl.item()
+
+    # -- 5: the update ----------------------------------------------------------------------------
+    def loss_terms(self, rollout: Rollout, index: torch.Tensor, advantages, returns, mask) -> dict[str, torch.Tensor]:
+        """All loss terms of one mini-batch; each is a scalar tensor, `total` is what is minimised."""
+        h = self.hyper
+        gen = rollout.gen
+        with self._autocast():
+            logits, values = self.policy(gen.sequences[index], gen.attention_mask[index])
+        response_logits, logprobs = response_logprobs(logits, gen.sequences[index], gen.prompt_len, h.temperature)
+        values = values[:, gen.prompt_len - 1 : -1]
+        m = mask[index]
+        policy, clip_fraction = losses.clipped_policy_loss(logprobs, rollout.old_logprobs[index], advantages[index],
+                                                           m, h.clip)
+        value = losses.clipped_value_loss(values, rollout.old_values[index], returns[index], m, h.vf_clip)
+        token_entropy = losses.token_entropy(response_logits, m)
+        terms = {"policy": policy, "value": h.vf_coef * value, "entropy": -h.ent_coef * token_entropy}
+        batch_entropy = None
+        if h.bent_coef > 0:
+            batch_entropy = losses.batch_entropy(response_logits, m, h.bent_states)
+            terms["batch_entropy"] = -h.bent_coef * batch_entropy
+        terms["total"] = sum(terms.values())
+        with torch.no_grad():
+            if batch_entropy is None:
+                batch_entropy = losses.batch_entropy(response_logits.detach(), m, h.bent_states)
+            stats = {"entropy/token": token_entropy.detach(), "entropy/batch": batch_entropy.detach(),
+                     "policy/clip_fraction": clip_fraction, "policy/approx_kl": losses.masked_mean(
+                         0.5 * (logprobs - rollout.old_logprobs[index]) ** 2, m)}
+        return {f"loss/{k}": v for k, v in terms.items()} | stats
+
+    def update(self, rollout: Rollout, scores: Scores) -> dict[str, float]:
+        h = self.hyper
+        valid = torch.tensor(scores.valid, device=self.device, dtype=torch.long)
+        mask = rollout.gen.response_mask * valid[:, None]
+        advantages, returns, mean_kl = self.advantages(rollout, scores, mask)
+        self.policy.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for _ in range(h.ppo_epochs):
+            for index in torch.randperm(mask.shape[0], device=self.device).split(h.mini_batch_size):
+                if mask[index].sum() == 0:
+                    continue  # every item of this mini-batch failed to score
+                terms = self.loss_terms(rollout, index, advantages, returns, mask)
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["loss/total"].backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), h.max_grad_norm)
+                self.optimizer.step()
+                for key, value in terms.items() | {("policy/grad_norm", grad_norm)}:
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                count += 1
+        self.kl.update(mean_kl, h.batch_size)
+        metrics = {k: v / max(count, 1) for k, v in sums.items()}
+        ok = [r for r, v in zip(scores.rewards, scores.valid) if v]
+        metrics.update({"reward/mean": sum(ok) / len(ok) if ok else float("nan"),
+                        "reward/failed_items": float(scores.failed), "reward/unavailable": float(scores.unavailable),
+                        "kl/mean": mean_kl, "kl/coef": self.kl.value,
+                        "response/length": rollout.gen.response_mask.sum(-1).float().mean().item()})
+        return metrics
+
+
+def train_steps(trainer: PPOTrainer, scorer: RewardScorer, rng: random.Random, steps: range, overlap: bool,
+                on_step) -> None:
+    """The outer loop. With `overlap`, batch k+1 is generated while batch k is being scored, so each
+    update uses data one policy version old (the behaviour log-probs keep the ratio exact)."""
+    pending = None
+    for step in steps:
+        prompts = trainer.task.prompts(trainer.hyper.batch_size, rng)
+        rollout = trainer.rollout(prompts)
+        future = scorer.submit(rollout.prompts, rollout.completions)
+        if not overlap:
+            on_step(step, rollout, trainer.update(rollout, future.result()))
+            continue
+        if pending is not None:
+            previous, previous_future = pending
+            on_step(step - 1, previous, trainer.update(previous, previous_future.result()))
+        pending = (rollout, future)
+    if pending is not None:
+        previous, previous_future = pending
+        on_step(steps[-1], previous, trainer.update(previous, previous_future.result()))

@@ -1,0 +1,53 @@
+"""Rewards for the trainer: the reward client, masking of failed items, and overlap with generation."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from reward_service.client import RewardClient
+from reward_service.errors import RlprError
+from reward_service.types import RewardItem
+from trainer.tasks.base import Prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scores:
+    rewards: list[float]  # 0.0 where not valid; never used for masked items
+    valid: list[bool]  # False: the item failed and must be masked out of the update
+    unavailable: bool = False  # the whole batch could not be scored
+
+    @property
+    def failed(self) -> int:
+        return self.valid.count(False)
+
+
+class RewardScorer:
+    """Scores completions through any RewardClient; a failure masks items, it never invents a reward."""
+
+    def __init__(self, client: RewardClient, reward: str, options: Mapping[str, str], deadline_s: float):
+        self.client = client
+        self.reward = reward
+        self.options = dict(options)
+        self.deadline_s = deadline_s
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewards")
+
+    def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> Scores:
+        items = [RewardItem(str(i), p.text, c, dict(p.reference)) for i, (p, c) in enumerate(zip(prompts, completions))]
+        try:
+            results = self.client.score(self.reward, items, self.options, self.deadline_s)
+        except RlprError as exc:
+            log.warning("reward batch could not be scored; masking it: %s", exc)
+            return Scores([0.0] * len(items), [False] * len(items), unavailable=True)
+        return Scores([r.reward if r.ok else 0.0 for r in results], [r.ok for r in results])
+
+    def submit(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> "Future[Scores]":
+        """Score in the background so the trainer can generate the next batch meanwhile."""
+        return self._pool.submit(self.score, list(prompts), list(completions))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.client.close()
