@@ -5,7 +5,7 @@ import json
 import math
 import pathlib
 
-CURVES = ["reward/mean", "entropy/token", "entropy/batch", "loss/total", "loss/policy", "loss/value",
+CURVES = ["reward/mean", "val/loss", "loss/lm", "entropy/token", "entropy/batch", "loss/total", "loss/policy", "loss/value",
           "loss/entropy", "loss/batch_entropy", "kl/mean", "reward/failed_items"]
 
 

@@ -167,8 +167,8 @@ class PPOTrainer:
                 terms["loss/total"].backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), h.max_grad_norm)
                 self.optimizer.step()
-                for key, value in terms.items() | {("policy/grad_norm", grad_norm)}:
-                    sums[key] = sums.get(key, 0.0) + float(value)
+                for key, value in [*terms.items(), ("policy/grad_norm", grad_norm)]:
+                    sums[key] = sums.get(key, 0.0) + value.item()
                 count += 1
         self.kl.update(mean_kl, h.batch_size)
         metrics = {k: v / max(count, 1) for k, v in sums.items()}

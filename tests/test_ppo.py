@@ -1,0 +1,132 @@
+"""PPO on tiny models: an update learns, rewards rise, failed rewards are masked, runs resume."""
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reward_service.client import LocalRewardClient
+from reward_service.errors import Unavailable
+from reward_service.types import ItemStatus, ScoredItem
+from trainer.ppo import PPOHyper, PPOTrainer, train_steps
+from trainer.rewards import RewardScorer, Scores
+from trainer.tasks.arithmetic_task import ArithmeticTask
+from tests.conftest import REPO
+
+
+def make_trainer(seed=0, **hyper):
+    torch.manual_seed(seed)
+    task = ArithmeticTask(model_size="2x64", seed=seed)
+    tokenizer, lm = task.load()
+    defaults = dict(batch_size=32, mini_batch_size=16, lr=3e-4)
+    return PPOTrainer(task, tokenizer, lm, PPOHyper(**(defaults | hyper)), torch.device("cpu"))
+
+
+def scorer(client=None):
+    return RewardScorer(client or LocalRewardClient(), "arithmetic", {}, 60)
+
+
+def full_batch_loss(trainer, rollout, scores):
+    mask = rollout.gen.response_mask * torch.tensor(scores.valid, dtype=torch.long)[:, None]
+    advantages, returns, _ = trainer.advantages(rollout, scores, mask)
+    with torch.no_grad():
+        return trainer.loss_terms(rollout, torch.arange(mask.shape[0]), advantages, returns, mask)
+
+
+def test_one_update_changes_parameters_and_lowers_the_loss_on_its_batch():
+    trainer = make_trainer(ppo_epochs=4)
+    rollout = trainer.rollout(trainer.task.prompts(32, random.Random(0)))
+    scores = Scores([random.Random(i).random() for i in range(32)], [True] * 32)  # a fixed reward batch
+    before_params = [p.detach().clone() for p in trainer.policy.parameters()]
+    before = full_batch_loss(trainer, rollout, scores)["loss/total"].item()
+    metrics = trainer.update(rollout, scores)
+    after = full_batch_loss(trainer, rollout, scores)["loss/total"].item()
+    assert any(not torch.equal(a, b) for a, b in zip(before_params, trainer.policy.parameters()))
+    assert after < before
+    for key in ("loss/policy", "loss/value", "loss/entropy", "entropy/token", "entropy/batch", "reward/mean"):
+        assert key in metrics
+
+
+def test_batch_entropy_term_enters_the_loss_with_its_coefficient():
+    trainer = make_trainer(bent_coef=0.3, ent_coef=0.1)
+    rollout = trainer.rollout(trainer.task.prompts(16, random.Random(1)))
+    terms = full_batch_loss(trainer, rollout, Scores([0.5] * 16, [True] * 16))
+    assert terms["loss/batch_entropy"].item() == pytest.approx(-0.3 * terms["entropy/batch"].item(), rel=1e-5)
+    assert terms["loss/entropy"].item() == pytest.approx(-0.1 * terms["entropy/token"].item(), rel=1e-5)
+    assert terms["entropy/batch"].item() >= terms["entropy/token"].item()
+    parts = sum(terms[k] for k in ("loss/policy", "loss/value", "loss/entropy", "loss/batch_entropy"))
+    assert terms["loss/total"].item() == pytest.approx(parts.item(), rel=1e-6)
+
+
+def test_tiny_arithmetic_run_raises_the_mean_reward():
+    trainer = make_trainer(seed=0)
+    rewards = []
+    train_steps(trainer, scorer(), random.Random(0), range(40), overlap=True,
+                on_step=lambda step, rollout, m: rewards.append(m["reward/mean"]))
+    assert len(rewards) == 40
+    start, end = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert end > start + 0.2, (start, end)
+
+
+class FlakyClient(LocalRewardClient):
+    """Fails every third item, like a reward function that crashed on it."""
+
+    def score(self, reward, items, options=None, deadline_s=None):
+        results = super().score(reward, items, options, deadline_s)
+        return [ScoredItem.failed(r.id, ItemStatus.ERROR, "boom") if i % 3 == 0 else r for i, r in enumerate(results)]
+
+
+def test_a_crashed_reward_item_is_masked_out_of_the_update():
+    trainer = make_trainer()
+    rollout = trainer.rollout(trainer.task.prompts(12, random.Random(2)))
+    scores = scorer(FlakyClient()).score(rollout.prompts, rollout.completions)
+    assert scores.valid == [i % 3 != 0 for i in range(12)] and scores.failed == 4
+    base = full_batch_loss(trainer, rollout, scores)
+    # Whatever the failed rows hold, they cannot change any loss term.
+    rollout.old_logprobs[::3] = 50.0
+    rollout.old_values[::3] = -50.0
+    poisoned = full_batch_loss(trainer, rollout, scores)
+    for key in ("loss/total", "entropy/token", "entropy/batch"):
+        assert poisoned[key].item() == pytest.approx(base[key].item())
+    assert trainer.update(rollout, scores)["reward/failed_items"] == 4.0
+
+
+class DownClient(LocalRewardClient):
+    def score(self, *args, **kwargs):
+        raise Unavailable("redis is unreachable")
+
+
+def test_an_unavailable_reward_service_masks_the_batch_and_training_goes_on():
+    trainer = make_trainer()
+    before = [p.detach().clone() for p in trainer.policy.parameters()]
+    seen = []
+    train_steps(trainer, scorer(DownClient()), random.Random(0), range(2), overlap=False,
+                on_step=lambda step, rollout, m: seen.append(m))
+    assert [m["reward/unavailable"] for m in seen] == [1.0, 1.0]
+    assert all(m["reward/failed_items"] == 32 for m in seen)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters()))  # no invented reward
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "rlpr", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_trains_checkpoints_and_resumes(tmp_path):
+    common = ["train", "--task", "arithmetic", "--arithmetic-model-size", "1x32", "--batch-size", "8",
+              "--mini-batch-size", "4", "--ppo-epochs", "1", "--out", str(tmp_path), "--save-every", "1"]
+    first = run_cli(*common, "--steps", "2")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "checkpoint" / "config.json").exists() and (tmp_path / "curves.png").exists()
+    second = run_cli(*common, "--steps", "4", "--resume")
+    assert second.returncode == 0, second.stderr
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3]
+
+
+def test_cli_rejects_bad_config_with_a_fix():
+    result = run_cli("train", "--batch-size", "10", "--mini-batch-size", "4")
+    assert result.returncode != 0 and "must divide --batch-size 10" in result.stderr
+    result = run_cli("train", "--kl-coef", "sometimes")
+    assert result.returncode != 0 and "'adaptive'" in result.stderr
