@@ -16,6 +16,7 @@ from rq import Queue, SimpleWorker
 from rq.worker import WorkerStatus
 
 from reward_service.config import WorkerConfig
+from reward_service.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,12 @@ class RewardWorker(SimpleWorker):
 def run_worker(config: WorkerConfig) -> None:
     if "ludii" in config.queue_list:
         from reward_service.ludii.engine import get_engine
+        from reward_service.ludii.jvm import JvmError
 
-        get_engine()  # start the JVM once, before any job, and fail fast without a jar
+        try:
+            get_engine()  # start the JVM once, before any job, and fail fast without a jar
+        except JvmError as exc:
+            raise ConfigError(f"the ludii queue needs the Ludii engine: {exc}") from exc
     redis = Redis.from_url(config.redis_url)
     queues = [Queue(name, connection=redis) for name in config.queue_list]
     worker = RewardWorker(queues, connection=redis, name=config.name or None, maintenance_interval=5)

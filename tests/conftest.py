@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-PLUGINS = "tests.plugins.fake_rewards:SLOW,tests.plugins.fake_rewards:EXPLOSIVE"
+PLUGINS = ",".join(f"tests.plugins.fake_rewards:{name}" for name in ("SLOW", "EXPLOSIVE", "PID"))
 # Test processes and the workers they spawn must know the same plugin rewards.
 os.environ.setdefault("RLPR_REWARD_PLUGINS", PLUGINS)
 

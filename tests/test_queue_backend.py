@@ -102,3 +102,9 @@ def test_no_worker_means_timeouts_not_a_hang(queue_service):
     results = queue_service.score("arithmetic", arithmetic_items(3), deadline_s=1.0)
     assert time.monotonic() - started < 2.5
     assert {r.status for r in results} == {ItemStatus.TIMEOUT}
+
+
+def test_workers_score_in_their_own_process_and_never_fork(workers, queue_service):
+    proc = workers.start("test_pid")
+    results = queue_service.score("test_pid", [RewardItem(str(k), "", "x") for k in range(4)], use_cache=False)
+    assert {r.components["pid"] for r in results} == {float(proc.pid)}

@@ -46,6 +46,8 @@ class TaskOptions:
     """Mask game and piece names in the Ludii FIM dataset."""
     ludii_min_masked: float = 0.2
     """Keep only Ludii FIM samples with at least this fraction of the description masked (0 disables)."""
+    ludii_ludeme_tokens: bool = False
+    """Add every Ludii ludeme (e.g. `(board`) to the tokenizer as one token."""
 
     def _check_task(self) -> None:
         rows, _, width = self.arithmetic_model_size.partition("x")

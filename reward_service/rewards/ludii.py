@@ -50,9 +50,10 @@ def score(item: RewardItem, options: LudiiOptions) -> RewardResult:
                   "timeout": float(outcome.timed_out), "playouts": float(len(outcome.winners)),
                   "failed_playouts": float(outcome.failed_playouts)}
     if outcome.timed_out:
-        return RewardResult(options.timeout_reward, components, error=None)
+        detail = f"evaluation passed its {options.time_limit_s} s limit after {len(outcome.winners)} playouts"
+        return RewardResult(options.timeout_reward, components, detail=detail)
     summary = metrics.PlayoutSummary(outcome.num_players, outcome.winners)
     if outcome.compiles and outcome.playable:
         components.update(balance=summary.balance, completion=summary.completion, decisiveness=summary.decisiveness)
     value = metrics.reward(outcome.compiles, outcome.playable, summary, options.unplayable_reward)
-    return RewardResult(value, components, error=None)
+    return RewardResult(value, components, detail=outcome.message)

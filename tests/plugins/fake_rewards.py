@@ -24,6 +24,14 @@ def _explosive(item: RewardItem, options: NoOptions) -> RewardResult:
     return RewardResult(1.0)
 
 
+def _pid(item: RewardItem, options: NoOptions) -> RewardResult:
+    import os
+
+    return RewardResult(0.0, {"pid": float(os.getpid())})
+
+
+PID = RewardSpec("test_pid", "reports the pid of the process that scored it", _pid, NoOptions,
+                 queue="test_pid", chunk_size=1, job_timeout_s=60)
 SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completion)", _sleepy, NoOptions,
                   queue="test_slow", chunk_size=1, job_timeout_s=60)
 EXPLOSIVE = RewardSpec("test_explosive", "raises for completion 'boom'", _explosive, NoOptions,

@@ -1,0 +1,58 @@
+"""The Ludii reward with the real jar. Skipped, saying why, when LUDII_JAR is not set."""
+import os
+
+import pytest
+
+from reward_service.rewards import get_reward
+from reward_service.scoring import score_items
+from reward_service.types import ItemStatus, RewardItem
+from tests.ludii_games import game_named, games
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("LUDII_JAR"),
+    reason="LUDII_JAR is not set: these tests need the official Ludii jar (https://ludii.games/download.php)",
+)
+SPEC = get_reward("ludii")
+OPTIONS = SPEC.parse_options({})
+
+
+def score(code: str):
+    [result] = score_items("ludii", OPTIONS, [RewardItem("g", "", code)])
+    assert result.status is ItemStatus.OK, result.error
+    return result
+
+
+@pytest.mark.parametrize("name", ["Tic-Tac-Toe", "Hex"])
+def test_real_games_compile_and_score_well(name):
+    result = score(game_named(name))
+    assert result.components["compiles"] == 1.0 and result.components["playable"] == 1.0
+    assert result.reward > 0.3 and result.components["playouts"] == 100
+
+
+def test_missing_parenthesis_scores_zero():
+    broken = game_named("Tic-Tac-Toe")[:-1]
+    result = score(broken)
+    assert result.reward == 0.0 and result.components["compiles"] == 0.0 and result.detail
+
+
+def test_undefined_piece_scores_zero_with_ludiis_message():
+    code = game_named("Tic-Tac-Toe").replace('(piece "Cross" P2)', "")
+    code = code.replace("(move Add (to (sites Empty)))", '(move Add (piece "Queen") (to (sites Empty)))')
+    result = score(code)
+    assert result.reward == 0.0 and result.components["compiles"] == 0.0
+    assert "Queen" in result.detail
+
+
+def test_seeded_evaluations_are_reproducible():
+    code = game_named("Hex")
+    assert score(code).components == score(code).components
+
+
+def test_every_compiling_test_game_scores_in_unit_interval():
+    options = SPEC.parse_options({"playouts": "10", "time_limit_s": "20"})
+    items = [RewardItem(str(i), "", g["code"]) for i, g in enumerate(games("test"))]
+    results = score_items("ludii", options, items)
+    assert len(results) == len(items)
+    for result in results:
+        assert result.status is ItemStatus.OK, result.error
+        assert 0.0 <= result.reward <= 1.0
