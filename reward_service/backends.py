@@ -114,14 +114,16 @@ class QueueBackend:
                 queue.started_job_registry.cleanup()
             finally:
                 queue.release_maintenance_lock()
-        for job in Job.fetch_many(list(pending), connection=self.redis):
-            if job is None:
-                continue
-            status = job.get_status(refresh=False)
-            if status in _TERMINAL_FAILURES:
+        job_ids = list(pending)
+        for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=self.redis)):
+            if job is None:  # Redis lost it (a restart without persistence): it will never reply
+                reason = "job vanished from Redis (was Redis restarted?)"
+            elif job.get_status(refresh=False) in _TERMINAL_FAILURES:
                 reason = _failure_reason(job)
-                for item in pending.pop(job.id):
-                    results[item.id] = ScoredItem.failed(item.id, ItemStatus.LOST, reason)
+            else:
+                continue
+            for item in pending.pop(job_id):
+                results[item.id] = ScoredItem.failed(item.id, ItemStatus.LOST, reason)
 
     def _cancel(self, job_ids) -> None:
         for job in Job.fetch_many(job_ids, connection=self.redis):

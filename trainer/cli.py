@@ -53,8 +53,10 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
     def on_step(step, rollout, metrics):
         logger.log(step, metrics)
         bar.update(1)
-        bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", ent=f"{metrics['entropy/token']:.2f}",
-                        bent=f"{metrics['entropy/batch']:.2f}", failed=int(metrics["reward/failed_items"]))
+        # A fully masked batch (reward service down) has no loss terms: show nan, keep going.
+        nan = float("nan")
+        bar.set_postfix(reward=f"{metrics.get('reward/mean', nan):.3f}", ent=f"{metrics.get('entropy/token', nan):.2f}",
+                        bent=f"{metrics.get('entropy/batch', nan):.2f}", failed=int(metrics["reward/failed_items"]))
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
             checkpoint.save(out, trainer, step, rng)
 

@@ -13,8 +13,14 @@ class NoOptions:
     pass
 
 
-def _sleepy(item: RewardItem, options: NoOptions) -> RewardResult:
-    time.sleep(float(item.reference.get("sleep_s", "0")))
+@dataclass(frozen=True)
+class SleepOptions:
+    sleep_s: float = 0.0
+    """Sleep per item when the item's reference names no sleep_s."""
+
+
+def _sleepy(item: RewardItem, options: SleepOptions) -> RewardResult:
+    time.sleep(float(item.reference.get("sleep_s", options.sleep_s)))
     return RewardResult(float(len(item.completion)), {"length": float(len(item.completion))})
 
 
@@ -32,7 +38,7 @@ def _pid(item: RewardItem, options: NoOptions) -> RewardResult:
 
 PID = RewardSpec("test_pid", "reports the pid of the process that scored it", _pid, NoOptions,
                  queue="test_pid", chunk_size=1, job_timeout_s=60)
-SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completion)", _sleepy, NoOptions,
+SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completion)", _sleepy, SleepOptions,
                   queue="test_slow", chunk_size=1, job_timeout_s=60)
 EXPLOSIVE = RewardSpec("test_explosive", "raises for completion 'boom'", _explosive, NoOptions,
                        queue="test_explosive", chunk_size=4, job_timeout_s=60)
