@@ -98,7 +98,7 @@ def main() -> None:
         {"name": f"PPO step ({args.task}), batch entropy ÷ plain", "value": bent / plain, "unit": "ratio",
          "target": "<= 1.10"},
         {"name": f"training step ({args.task}), overlapped ÷ sequential rewards", "value": overlapped / sequential,
-         "unit": "ratio", "target": "<= 0.75", "note": f"best possible here {ideal:.2f}: the update is "
+         "unit": "ratio", "target": "<= 0.75", "note": f"estimated best here {ideal:.2f}: the update takes "
                                                         f"{plain / gen - 1:.1f}x the generation time"},
     ])
 

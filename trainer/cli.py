@@ -50,8 +50,11 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
     logger = MetricsLogger(out, resume=resume)
     bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True)
 
+    samples = (out / "samples.jsonl").open("a" if resume else "w", encoding="utf-8")
+
     def on_step(step, rollout, metrics):
         logger.log(step, metrics)
+        _write_samples(samples, step, rollout)
         bar.update(1)
         # A fully masked batch (reward service down) has no loss terms: show nan, keep going.
         nan = float("nan")
@@ -64,10 +67,23 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
         train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap_rewards, on_step)
     finally:
         bar.close()
+        samples.close()
         scorer.close()
         png = logger.close(f"PPO {config.task}: ent={config.ent_coef} bent={config.bent_coef} kl={config.kl_coef}")
     print(f"metrics: {logger.path}\ncurves:  {png}\nmodel:   {checkpoint.checkpoint_dir(out)}")
     return 0
+
+
+def _write_samples(handle, step: int, rollout, keep: int = 4) -> None:
+    """A few prompts and completions per step, and the most common completion: what the policy does."""
+    import json
+    from collections import Counter
+
+    top, count = Counter(rollout.completions).most_common(1)[0]
+    handle.write(json.dumps({"step": step, "most_common": top, "share": count / len(rollout.completions),
+                             "examples": [[p.text, c] for p, c in zip(rollout.prompts[:keep], rollout.completions)]})
+                 + "\n")
+    handle.flush()
 
 
 def run_sft(config: SFTConfig) -> int:

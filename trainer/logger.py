@@ -6,7 +6,7 @@ import math
 import pathlib
 
 CURVES = ["reward/mean", "val/loss", "loss/lm", "entropy/token", "entropy/batch", "loss/total", "loss/policy", "loss/value",
-          "loss/entropy", "loss/batch_entropy", "kl/mean", "reward/failed_items"]
+          "loss/entropy", "loss/batch_entropy", "kl/mean", "response/distinct", "response/top_share", "reward/failed_items"]
 
 
 class MetricsLogger:

@@ -175,9 +175,18 @@ class PPOTrainer:
         ok = [r for r, v in zip(scores.rewards, scores.valid) if v]
         metrics.update({"reward/mean": sum(ok) / len(ok) if ok else float("nan"),
                         "reward/failed_items": float(scores.failed), "reward/unavailable": float(scores.unavailable),
-                        "kl/mean": mean_kl, "kl/coef": self.kl.value,
+                        "kl/mean": mean_kl, "kl/coef": self.kl.value, **diversity(rollout.completions),
                         "response/length": rollout.gen.response_mask.sum(-1).float().mean().item()})
         return metrics
+
+
+def diversity(completions: list[str]) -> dict[str, float]:
+    """How varied the batch is: a policy collapsed onto one answer has distinct ~0 and top_share ~1."""
+    counts: dict[str, int] = {}
+    for completion in completions:
+        counts[completion] = counts.get(completion, 0) + 1
+    n = max(1, len(completions))
+    return {"response/distinct": len(counts) / n, "response/top_share": max(counts.values(), default=0) / n}
 
 
 def train_steps(trainer: PPOTrainer, scorer: RewardScorer, rng: random.Random, steps: range, overlap: bool,

@@ -13,6 +13,7 @@ import pathlib
 import torch
 
 from trainer import losses
+from trainer.ppo import diversity
 
 
 class EntropyTermsMixin:
@@ -71,7 +72,10 @@ def _reward_func(trainer_ref: dict, scorer, task, reference_keys: list[str]):
         references = [{k: str(columns[k][i]) for k in reference_keys} for i in range(len(prompts))]
         cleaned = [task.clean(c if isinstance(c, str) else c[-1]["content"]) for c in completions]
         scores = scorer.score([Prompt(p, r) for p, r in zip(prompts, references)], cleaned)
-        trainer_ref["trainer"]._valid_rows = list(scores.valid)
+        trainer = trainer_ref["trainer"]
+        trainer._valid_rows = list(scores.valid)
+        for key, value in diversity(cleaned).items():
+            trainer._metrics["train"][key].append(value)
         return [r if ok else None for r, ok in zip(scores.rewards, scores.valid)]
 
     return programmed_reward
