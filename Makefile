@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/rlpr train --task arithmetic --algo ppo --steps 60 --out runs/demo
+	$(VENV)/bin/rlpr train --task arithmetic --algo ppo --arithmetic-model-size 2x64 --lr 3e-4 \
+	    --steps 150 --out runs/demo
 
 redis:
 	@redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 \
