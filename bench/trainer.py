@@ -16,7 +16,8 @@ import torch
 from common import write_results
 
 from reward_service.client import LocalRewardClient
-from trainer.ppo import PPOHyper, PPOTrainer, train_steps
+from trainer.config import TrainConfig
+from trainer.ppo import PPOTrainer, train_steps
 from trainer.rewards import RewardScorer
 from trainer.tasks.arithmetic_task import ArithmeticTask
 from trainer.tasks.sentiment import SentimentTask
@@ -38,7 +39,7 @@ def make(task_name: str, model_size: str, batch: int, **hyper) -> PPOTrainer:
     torch.manual_seed(0)
     task = ArithmeticTask(model_size=model_size, step="random") if task_name == "arithmetic" else SentimentTask()
     tokenizer, lm = task.load()
-    return PPOTrainer(task, tokenizer, lm, PPOHyper(batch_size=batch, mini_batch_size=batch // 4, lr=1e-4, **hyper),
+    return PPOTrainer(task, tokenizer, lm, TrainConfig(batch_size=batch, mini_batch_size=batch // 4, lr=1e-4, **hyper),
                       torch.device("cpu"))
 
 

@@ -72,7 +72,6 @@ class Launcher:
             self._ensure_redis()
             self._spawn("api", [*_rlpr(), "serve", "--rest-addr", self.config.rest_addr, "--grpc-addr",
                                 self.config.grpc_addr, "--redis-url", self.config.redis_url,
-                                "--auth-token", self.config.auth_token,
                                 "--cache" if self.config.cache else "--no-cache"])
             for queue, count in self.config.worker_counts.items():
                 for index in range(1, count + 1):
@@ -109,7 +108,8 @@ class Launcher:
         raise SystemExit("rlpr up: redis-server did not answer within 10 s")
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The token travels in the environment, not on a command line that `ps` shows.
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RLPR_AUTH_TOKEN=self.config.auth_token)
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                  start_new_session=True, text=True, errors="replace")
         self.children[name] = child

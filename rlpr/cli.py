@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = argv[0]
     config_path, runner_path, _ = COMMANDS[name]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from rlpr.logs import setup
+
+    setup(logging.INFO)
     try:
         config = tyro.cli(_load(config_path), args=argv[1:], prog=f"rlpr {name}")
         result = _load(runner_path)(config)

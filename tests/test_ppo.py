@@ -10,7 +10,8 @@ import torch
 from reward_service.client import LocalRewardClient
 from reward_service.errors import Unavailable
 from reward_service.types import ItemStatus, ScoredItem
-from trainer.ppo import PPOHyper, PPOTrainer, train_steps
+from trainer.config import TrainConfig
+from trainer.ppo import PPOTrainer, train_steps
 from trainer.rewards import RewardScorer, Scores
 from trainer.tasks.arithmetic_task import ArithmeticTask
 from tests.conftest import REPO
@@ -21,7 +22,7 @@ def make_trainer(seed=0, **hyper):
     task = ArithmeticTask(model_size="2x64", seed=seed)
     tokenizer, lm = task.load()
     defaults = dict(batch_size=32, mini_batch_size=16, lr=3e-4)
-    return PPOTrainer(task, tokenizer, lm, PPOHyper(**(defaults | hyper)), torch.device("cpu"))
+    return PPOTrainer(task, tokenizer, lm, TrainConfig(**(defaults | hyper)), torch.device("cpu"))
 
 
 def scorer(client=None):

@@ -34,7 +34,7 @@ def run_train(config: TrainConfig) -> int:
 def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
     from trainer import checkpoint
     from trainer.logger import MetricsLogger
-    from trainer.ppo import PPOHyper, PPOTrainer, train_steps
+    from trainer.ppo import PPOTrainer, train_steps
     from trainer.runtime import autocast_dtype, pick_device
     from trainer.tasks import make_task
 
@@ -44,7 +44,7 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
         task.model = str(checkpoint.checkpoint_dir(out))
     tokenizer, lm = task.load()
     device = pick_device(config.device)
-    trainer = PPOTrainer(task, tokenizer, lm, PPOHyper.from_config(config), device, autocast_dtype(device, config.bf16))
+    trainer = PPOTrainer(task, tokenizer, lm, config, device, autocast_dtype(device, config.bf16))
     start = checkpoint.load_state(out, trainer, rng) if resume else 0
     scorer = _reward_setup(config, task)
     logger = MetricsLogger(out, resume=resume)

@@ -13,13 +13,13 @@ Items whose reward failed are masked out of every loss and statistic.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import random
 from dataclasses import dataclass
 
 import torch
 
 from trainer import losses
+from trainer.config import TrainConfig
 from trainer.kl import make_kl
 from trainer.policy import Generation, PolicyWithValue, generate, response_logprobs
 from trainer.rewards import RewardScorer, Scores
@@ -36,36 +36,8 @@ class Rollout:
     ref_logprobs: torch.Tensor | None  # [B,R] or None when KL is off
 
 
-@dataclass(frozen=True)
-class PPOHyper:
-    """The subset of TrainConfig the algorithm reads (keeps PPO testable without the CLI)."""
-
-    batch_size: int = 64
-    mini_batch_size: int = 16
-    ppo_epochs: int = 4
-    lr: float = 1.41e-5
-    ent_coef: float = 0.0
-    bent_coef: float = 0.0
-    bent_states: str = "all"
-    kl_coef: str = "0"
-    kl_target: float = 6.0
-    kl_horizon: int = 10000
-    clip: float = 0.2
-    vf_coef: float = 0.1
-    vf_clip: float = 0.2
-    gamma: float = 1.0
-    lam: float = 0.95
-    whiten_advantages: bool = True
-    max_grad_norm: float = 1.0
-    temperature: float = 1.0
-
-    @classmethod
-    def from_config(cls, config) -> "PPOHyper":
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
-
-
 class PPOTrainer:
-    def __init__(self, task: Task, tokenizer, lm, hyper: PPOHyper, device: torch.device, autocast_dtype=None):
+    def __init__(self, task: Task, tokenizer, lm, hyper: TrainConfig, device: torch.device, autocast_dtype=None):
         self.task = task
         self.tokenizer = tokenizer
         self.hyper = hyper
