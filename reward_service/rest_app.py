@@ -6,6 +6,7 @@ from typing import Annotated, Union
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -116,9 +117,18 @@ def create_app(service: RewardService, token: str = "", max_request_bytes: int =
         if token and not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
             raise Unauthenticated("missing or wrong 'Authorization: Bearer <token>' header")
 
-    app = FastAPI(title="rlpr reward service", version="1", dependencies=[])
+    # With a token, the docs and the OpenAPI schema are guarded like every other endpoint but /healthz.
+    app = FastAPI(title="rlpr reward service", version="1", docs_url=None, openapi_url=None)
     app.add_middleware(SizeLimitMiddleware, max_bytes=max_request_bytes)
     guarded = [Depends(require_token)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guarded)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="rlpr reward service")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):

@@ -91,3 +91,24 @@ def test_masked_whiten():
     white = losses.masked_whiten(values, mask)
     assert white[0, :3].mean().item() == pytest.approx(0.0, abs=1e-6)
     assert white[0, 3].item() == 0.0
+
+
+def test_batch_entropy_keeps_only_o_vocab_memory_beyond_the_logits():
+    """Autograd must save the logits themselves and O(V) more, not a [B*T, V] softmax."""
+    torch.manual_seed(3)
+    B, T, V = 4, 64, 512
+    logits = torch.randn(B, T, V, requires_grad=True)
+    mask = torch.ones(B, T)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        value = losses.batch_entropy(logits, mask, chunk=16)
+    new_storage = {t.untyped_storage().data_ptr(): t.numel() for t in saved
+                   if t.untyped_storage().data_ptr() != logits.untyped_storage().data_ptr()}
+    assert sum(new_storage.values()) <= 2 * V + 2 * B * T  # pbar's log and the row weights/indices
+    value.backward()
+    assert logits.grad.shape == logits.shape and torch.isfinite(logits.grad).all()

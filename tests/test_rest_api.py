@@ -77,11 +77,12 @@ def test_token_auth_on_every_endpoint_but_health(make_server):
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):
         assert post(server, "/v1/score", ONE, headers=headers).status_code == 401
         assert post(server, "/v1/score:batch", {"reward": "arithmetic", "items": []}, headers=headers).status_code == 401
-        for path in ("/v1/rewards", "/metrics"):
+        for path in ("/v1/rewards", "/metrics", "/openapi.json", "/docs"):
             assert httpx.get(server.rest_url + path, headers=headers).status_code == 401
     good = {"authorization": "Bearer s3cret"}
     assert post(server, "/v1/score", ONE, headers=good).status_code == 200
     assert httpx.get(server.rest_url + "/v1/rewards", headers=good).status_code == 200
+    assert "/v1/score" in httpx.get(server.rest_url + "/openapi.json", headers=good).json()["paths"]
     assert httpx.get(server.rest_url + "/healthz").status_code == 200
 
 

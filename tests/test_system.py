@@ -35,6 +35,22 @@ def test_end_to_end_training_against_rlpr_up(tmp_path):
     assert "all stopped" in log
 
 
+def test_sentiment_training_against_rlpr_up(tmp_path):
+    topology = Topology("sentiment_vader=1", tmp=tmp_path)
+    try:
+        out = tmp_path / "sentiment"
+        command = [sys.executable, "-m", "rlpr", "train", "--task", "sentiment", "--steps", "2", "--batch-size", "8",
+                   "--mini-batch-size", "4", "--ppo-epochs", "1", "--reward-url", topology.grpc_url, "--out", str(out)]
+        run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        rows = metrics(out)
+        assert len(rows) == 2 and all(r["reward/failed_items"] == 0 for r in rows)
+        assert all(-1 <= r["reward/mean"] <= 1 for r in rows)
+        assert sum(topology.items_counted().values()) == 2 * 8
+    finally:
+        topology.close()
+
+
 def test_sigkilled_worker_mid_training_loses_no_item(tmp_path):
     topology = Topology("test_slow=2", tmp=tmp_path)
     try:
