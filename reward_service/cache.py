@@ -13,10 +13,11 @@ PREFIX = "rlpr:cache:v1:"
 
 def cache_key(reward: str, options: Mapping[str, str], item: RewardItem) -> str:
     """Everything that decides a reward, hashed; the item id is not part of it."""
-    payload = json.dumps(
-        [reward, sorted(options.items()), item.prompt, item.completion, sorted(item.reference.items())],
-        ensure_ascii=False,
-    )
+    from reward_service.rewards import get_reward
+
+    identity = get_reward(reward).cache_identity
+    fields = identity(item) if identity else (item.prompt, item.completion, sorted(item.reference.items()))
+    payload = json.dumps([reward, sorted(options.items()), *fields], ensure_ascii=False)
     return PREFIX + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 

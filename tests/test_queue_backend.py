@@ -108,3 +108,14 @@ def test_workers_score_in_their_own_process_and_never_fork(workers, queue_servic
     proc = workers.start("test_pid")
     results = queue_service.score("test_pid", [RewardItem(str(k), "", "x") for k in range(4)], use_cache=False)
     assert {r.components["pid"] for r in results} == {float(proc.pid)}
+
+
+def test_ludii_cache_key_is_the_game_not_the_prompt():
+    from reward_service.cache import cache_key
+
+    a = RewardItem("1", "### PRE: (game ...", "(players 2)", {"prefix": "(game \"G\" ", "suffix": ")"})
+    b = RewardItem("2", "another prompt", "\"G\" (players 2))", {"prefix": "(game "})
+    c = RewardItem("3", "### PRE: (game ...", "(players 3)", {"prefix": "(game \"G\" ", "suffix": ")"})
+    assert cache_key("ludii", {}, a) == cache_key("ludii", {}, b) != cache_key("ludii", {}, c)
+    assert cache_key("ludii", {}, a) != cache_key("ludii", {"playouts": "10"}, a)
+    assert cache_key("arithmetic", {}, a) != cache_key("arithmetic", {}, b)  # other rewards key on every field

@@ -51,6 +51,8 @@ REGISTRY: dict[str, RewardSpec] = {
             queue="ludii",
             chunk_size=1,
             job_timeout_s=600,
+            # The same game reached from different FIM prompts is evaluated once.
+            cache_identity=lambda item: (ludii.game_text(item),),
         ),
     )
 }

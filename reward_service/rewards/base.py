@@ -27,6 +27,8 @@ class RewardSpec:
     queue: str  # RQ queue the items go to
     chunk_size: int  # items per RQ job; large for cheap rewards, 1 for Ludii
     job_timeout_s: int  # RQ job timeout for one chunk
+    # What decides the reward, for the result cache; None means every field of the item.
+    cache_identity: Callable[[RewardItem], tuple] | None = None
 
     def parse_options(self, raw: Mapping[str, str] | None) -> Any:
         return parse_options(self.options_type, raw or {}, self.name)
