@@ -22,6 +22,8 @@ from reward_service.types import ItemStatus, RewardItem, ScoredItem
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how long to block on replies before checking for failed or abandoned jobs
+REAP_LOCK_S = 1.0  # at most one registry cleanup per queue per second, across API replicas
+STRANDED_S = 3.0  # a healthy worker starts a job within milliseconds of taking it
 _TERMINAL_FAILURES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
@@ -93,6 +95,7 @@ class QueueBackend:
 
     def _gather(self, queue, pending, reply_key, deadline) -> dict[str, ScoredItem]:
         results: dict[str, ScoredItem] = {}
+        stranded_since: dict[str, float] = {}
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -104,16 +107,17 @@ class QueueBackend:
                 if pending.pop(job_id, None) is not None:
                     results.update((r.id, r) for r in scored)
                 continue
-            self._reap(queue, pending, results)
+            self._reap(queue, pending, results, stranded_since)
         return results
 
-    def _reap(self, queue, pending, results) -> None:
-        """Let RQ requeue jobs of dead workers; fail the items of jobs out of retries."""
-        if queue.acquire_maintenance_lock():
-            try:
-                queue.started_job_registry.cleanup()
-            finally:
-                queue.release_maintenance_lock()
+    def _reap(self, queue, pending, results, stranded_since) -> None:
+        """Recover jobs whose worker died, and fail the items of jobs that are out of retries."""
+        # RQ's own recovery: a started job whose worker stopped heartbeating is retried (Retry)
+        # or failed. Guarded by a short lock of ours, not RQ's 15-minute maintenance lock, which
+        # a worker killed mid-maintenance would hold long after its death.
+        if self.redis.set(f"rlpr:reap:{queue.name}", 1, nx=True, px=int(REAP_LOCK_S * 1000)):
+            queue.started_job_registry.cleanup()
+        self._requeue_stranded(queue, pending, stranded_since)
         job_ids = list(pending)
         for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=self.redis)):
             if job is None:  # Redis lost it (a restart without persistence): it will never reply
@@ -124,6 +128,26 @@ class QueueBackend:
                 continue
             for item in pending.pop(job_id):
                 results[item.id] = ScoredItem.failed(item.id, ItemStatus.LOST, reason)
+
+    def _requeue_stranded(self, queue, pending, stranded_since) -> None:
+        """A worker that dies after taking a job off the queue but before starting it leaves the
+        job in RQ's intermediate list, where RQ only notices it after a minute. Put such jobs of
+        ours back on the queue once they have sat there for STRANDED_S."""
+        now = time.monotonic()
+        waiting = set(queue.intermediate_queue.get_job_ids()) & set(pending)
+        for job_id in list(stranded_since):
+            if job_id not in waiting:
+                del stranded_since[job_id]
+        for job_id in waiting:
+            if job_id in queue.started_job_registry:
+                continue
+            if now - stranded_since.setdefault(job_id, now) >= STRANDED_S:
+                with self.redis.pipeline() as pipe:
+                    pipe.lrem(queue.intermediate_queue_key, 1, job_id)
+                    queue.push_job_id(job_id, pipeline=pipe, at_front=True)
+                    pipe.execute()
+                del stranded_since[job_id]
+                log.warning("requeued a job stranded by a dead worker", extra={"job_id": job_id})
 
     def _cancel(self, job_ids) -> None:
         for job in Job.fetch_many(job_ids, connection=self.redis):

@@ -119,3 +119,40 @@ def test_ludii_cache_key_is_the_game_not_the_prompt():
     assert cache_key("ludii", {}, a) == cache_key("ludii", {}, b) != cache_key("ludii", {}, c)
     assert cache_key("ludii", {}, a) != cache_key("ludii", {"playouts": "10"}, a)
     assert cache_key("arithmetic", {}, a) != cache_key("arithmetic", {}, b)  # other rewards key on every field
+
+
+def test_job_stranded_between_dequeue_and_start_is_requeued(workers, queue_service, redis_url):
+    """A worker killed right after taking a job off the queue leaves it in RQ's intermediate list."""
+    redis = Redis.from_url(redis_url)
+    queue = Queue("test_slow", connection=redis)
+    outcome = {}
+    items = [RewardItem(str(k), "", "abc", {"sleep_s": "0"}) for k in range(2)]
+    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score("test_slow", items)))
+    scorer.start()
+    wait = time.monotonic() + 10
+    while queue.count < 2 and time.monotonic() < wait:
+        time.sleep(0.01)
+    redis.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")  # what a dequeuing worker does
+    workers.start("test_slow")
+    scorer.join(timeout=30)
+    assert [r.status for r in outcome["results"]] == [ItemStatus.OK, ItemStatus.OK]
+
+
+def test_recovery_does_not_wait_for_rqs_maintenance_lock(workers, queue_service, redis_url):
+    """A worker killed mid-maintenance holds RQ's 15-minute lock; recovery must not depend on it."""
+    redis = Redis.from_url(redis_url)
+    queue = Queue("test_slow", connection=redis)
+    assert queue.acquire_maintenance_lock()  # as if its holder had died
+    victim = workers.start("test_slow")
+    items = [RewardItem(str(k), "", "x" * k, {"sleep_s": "0.5"}) for k in range(4)]
+    outcome = {}
+    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score("test_slow", items)))
+    scorer.start()
+    registry = StartedJobRegistry("test_slow", connection=redis)
+    wait = time.monotonic() + 20
+    while registry.count == 0 and time.monotonic() < wait:
+        time.sleep(0.02)
+    os.killpg(victim.pid, signal.SIGKILL)
+    workers.start("test_slow")
+    scorer.join(timeout=40)
+    assert [r.status for r in outcome["results"]] == [ItemStatus.OK] * 4
