@@ -21,6 +21,8 @@ RUNS = {
     "ppo-plain": ARITH,
     "ppo-ent-0.3": ARITH + ["--ent-coef", "0.3"],
     "ppo-bent-0.3": ARITH + ["--bent-coef", "0.3"],
+    "ppo-bent-0.1": ARITH + ["--bent-coef", "0.1"],
+    "ppo-bent-0.03": ARITH + ["--bent-coef", "0.03"],
     "grpo-plain": ARITH + ["--algo", "grpo", "--num-generations", "8"],
     "grpo-bent-0.3": ARITH + ["--algo", "grpo", "--num-generations", "8", "--bent-coef", "0.3"],
     "sentiment-ppo-vader": ["--task", "sentiment", "--lr", "1e-3", "--batch-size", "64", "--mini-batch-size", "16"],
@@ -49,7 +51,8 @@ def smooth(values, k=9):
     return [statistics.fmean(values[max(0, i - k + 1): i + 1]) for i in range(len(values))]
 
 
-def plot(results: dict[str, list[pathlib.Path]], names: list[str], png: pathlib.Path, title: str) -> None:
+def plot(results: dict[str, list[pathlib.Path]], names: list[str], png: pathlib.Path, title: str,
+         constant_line: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,7 +73,8 @@ def plot(results: dict[str, list[pathlib.Path]], names: list[str], png: pathlib.
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0].axhline(0.756, color="grey", ls="--", lw=0.8)
+    if constant_line is not None:
+        axes[0].axhline(constant_line, color="grey", ls="--", lw=0.8)
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -89,14 +93,15 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.only.split(",")
     results = {}
-    for name in names:
+    for name in names if not args.skip_runs else RUNS:
         results[name] = [REPO / "runs" / "results" / f"{name}-s{seed}" if args.skip_runs else run(name, seed, args.steps)
                          for seed in seeds]
+    names = list(results)
     img = REPO / "docs" / "img"
     plot(results, [n for n in names if n.startswith("ppo")], img / "arithmetic_ppo.png",
-         "Arithmetic (final sum), PPO from scratch: dashed line = constant-23 policy (0.756)")
+         "Arithmetic (final sum), PPO from scratch: dashed line = constant-23 policy (0.756)", 0.756)
     plot(results, [n for n in names if n.startswith("grpo")], img / "arithmetic_grpo.png",
-         "Arithmetic (final sum), GRPO from scratch")
+         "Arithmetic (final sum), GRPO from scratch", 0.756)
     plot(results, [n for n in names if n.startswith("sentiment")], img / "sentiment_vader.png",
          "Sentiment, PPO with the VADER reward")
     print("| run | seed | reward, first 10 steps | reward, last 20 steps | token entropy, last 20 | distinct answers, last 20 | most common answer at the end (share) |")

@@ -42,7 +42,9 @@ def test_up_runs_the_topology_and_stops_cleanly_on_ctrl_c():
         wait_for(lambda: len(Worker.all(connection=redis)) == 3, 60, "three workers")
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{rest_port}/healthz").status_code == 200, 30, "the API")
         children = psutil.Process(launcher.pid).children(recursive=True)
-        assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+        [redis_proc] = [c for c in children if "redis-server" in " ".join(c.cmdline())]
+        listening = {c.laddr.ip for c in redis_proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        assert listening == {"127.0.0.1"}  # the Redis it starts listens on loopback only
 
         client = GrpcRewardClient(f"127.0.0.1:{grpc_port}")
         items = [RewardItem(str(k), "", "23 + 4", {"previous": "23 + 1 + 3"}) for k in range(50)]
