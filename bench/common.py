@@ -70,3 +70,12 @@ def wait_workers(redis, count, timeout=30):
         if time.monotonic() > deadline:
             raise TimeoutError("workers did not start")
         time.sleep(0.1)
+
+
+def stop_processes(procs) -> None:
+    """SIGTERM each process group we started, then reap it."""
+    import signal
+
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
 import time
 
 import httpx
-from common import REPO, percentile, start_worker, wait_workers, write_results
+from common import stop_processes, REPO, percentile, start_worker, wait_workers, write_results
 
 from reward_service.client import GrpcRewardClient
 from reward_service.types import RewardItem
@@ -115,9 +114,7 @@ def main() -> None:
         for thread in threads:
             thread.join()
     finally:
-        for proc in [api, *workers]:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
+        stop_processes([api, *workers])
         redis.flushdb()
     report(samples, args)
 

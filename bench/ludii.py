@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
 
-from common import REPO, start_worker, wait_workers, write_results
+from common import stop_processes, REPO, start_worker, wait_workers, write_results
 
 GAMES = ["Tic-Tac-Toe", "Hex", "Reversi"]
 
@@ -94,9 +93,7 @@ def engine_figures(redis_url: str) -> list[dict]:
         figures.append({"name": "Ludii 2 workers ÷ 1 worker throughput", "value": one / two, "unit": "ratio",
                         "target": ">= 1.8"})
     finally:
-        for proc in workers:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
+        stop_processes(workers)
         server.stop(0)
         redis.flushdb()
     return figures

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import uuid
 
-from common import start_worker, summary, timed_runs, wait_workers, write_results
+from common import stop_processes, start_worker, summary, timed_runs, wait_workers, write_results
 
 from reward_service.client import GrpcRewardClient, LocalRewardClient
 from reward_service.config import ServeConfig
@@ -68,9 +67,7 @@ def main() -> None:
                     rows[(reward, batch, f"service, {count} worker{'s' * (count > 1)}")] = measure(
                         remote, reward, batch, args.seconds)
     finally:
-        for proc in workers:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
+        stop_processes(workers)
         server.stop(0)
         redis.flushdb()
     report(rows, rewards, batches)

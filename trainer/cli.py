@@ -51,8 +51,10 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
     bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True)
 
     samples = (out / "samples.jsonl").open("a" if resume else "w", encoding="utf-8")
+    done = {"step": start - 1}
 
     def on_step(step, rollout, metrics):
+        done["step"] = step
         logger.log(step, metrics)
         _write_samples(samples, step, rollout)
         bar.update(1)
@@ -65,6 +67,12 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
 
     try:
         train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap_rewards, on_step)
+    except KeyboardInterrupt:
+        if done["step"] >= start:  # keep what was learned; --resume continues from here
+            checkpoint.save(out, trainer, done["step"], rng)
+            print(f"\ninterrupted: saved step {done['step']} to {checkpoint.checkpoint_dir(out)}; "
+                  "continue with --resume")
+        raise
     finally:
         bar.close()
         samples.close()
