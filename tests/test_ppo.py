@@ -131,3 +131,30 @@ def test_cli_rejects_bad_config_with_a_fix():
     assert result.returncode != 0 and "must divide --batch-size 10" in result.stderr
     result = run_cli("train", "--kl-coef", "sometimes")
     assert result.returncode != 0 and "'adaptive'" in result.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "rlpr", "train", "--task", "arithmetic", "--arithmetic-model-size", "1x32",
+               "--batch-size", "8", "--mini-batch-size", "4", "--ppo-epochs", "1", "--steps", "1000",
+               "--out", str(tmp_path)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "continue with --resume" in stdout
+    saved = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"]
+    assert saved >= 2
+    done = len(metrics.read_text().splitlines())
+    resumed = run_cli("train", "--task", "arithmetic", "--arithmetic-model-size", "1x32", "--batch-size", "8",
+                      "--mini-batch-size", "4", "--ppo-epochs", "1", "--steps", str(saved + 4), "--out", str(tmp_path),
+                      "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps[done:] == [saved + 1, saved + 2, saved + 3], (steps, done, saved)
