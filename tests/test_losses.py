@@ -76,6 +76,17 @@ def test_clipped_policy_loss_clips():
     assert clip_fraction.item() == 1.0
 
 
+def test_dual_clip_bounds_negative_advantage_tokens():
+    old = torch.zeros(1, 2)
+    new = torch.log(torch.tensor([[100.0, 100.0]]))  # ratio 100: a token the behaviour policy rarely chose
+    advantages = torch.tensor([[-1.0, 1.0]])
+    plain, _ = losses.clipped_policy_loss(new, old, advantages, torch.tensor([[1.0, 0.0]]), clip=0.2)
+    capped, _ = losses.clipped_policy_loss(new, old, advantages, torch.tensor([[1.0, 0.0]]), clip=0.2, dual_clip=3.0)
+    assert plain.item() == pytest.approx(100.0) and capped.item() == pytest.approx(3.0)
+    positive, _ = losses.clipped_policy_loss(new, old, advantages, torch.tensor([[0.0, 1.0]]), clip=0.2, dual_clip=3.0)
+    assert positive.item() == pytest.approx(-1.2)  # positive advantages are untouched
+
+
 def test_gae_with_gamma_one_and_lambda_one_is_reward_to_go_minus_value():
     rewards = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
     values = torch.tensor([[0.5, 0.2, 0.1, 9.0]])

@@ -91,6 +91,8 @@ class TrainConfig(TaskOptions):
     """Horizon of the adaptive controller."""
     clip: float = 0.2
     """PPO ratio clip range."""
+    dual_clip: float = 0.0
+    """Cap the loss of negative-advantage tokens at dual_clip x |A| (dual-clip PPO, e.g. 3); 0 is plain PPO."""
     vf_coef: float = 0.1
     """Value-loss weight (the paper: 0.1)."""
     vf_clip: float = 0.2
@@ -140,6 +142,8 @@ class TrainConfig(TaskOptions):
                     raise ValueError
             except ValueError:
                 raise ConfigError(f"--kl-coef {self.kl_coef!r} must be 0, a positive number, or 'adaptive'") from None
+        if self.dual_clip and self.dual_clip <= 1:
+            raise ConfigError(f"--dual-clip must be 0 (off) or > 1, got {self.dual_clip}")
         if not 0 <= self.lam <= 1 or not 0 <= self.gamma <= 1:
             raise ConfigError("--lam and --gamma must be in [0, 1]")
         for pair in self.reward_option:

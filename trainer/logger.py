@@ -57,6 +57,9 @@ def plot_metrics(path: pathlib.Path, png: pathlib.Path, title: str = "", keys=CU
     for ax, key in zip(axes.flat, present):
         points = [(r["step"], r[key]) for r in rows if key in r]
         ax.plot(*zip(*points), lw=1.2)
+        values = sorted(abs(v) for _, v in points)
+        if values[-1] > 100 * max(values[len(values) // 2], 1e-9):
+            ax.set_yscale("symlog", linthresh=max(values[len(values) // 2], 1e-6))  # rare spikes stay readable
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(present):]:

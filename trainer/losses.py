@@ -97,13 +97,22 @@ def batch_entropy(logits: torch.Tensor, mask: torch.Tensor, states: str = "all",
 
 
 def clipped_policy_loss(
-    logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
+    logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float,
+    dual_clip: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped surrogate, per token, masked mean. Returns (loss, fraction of clipped tokens)."""
+    """PPO's clipped surrogate, per token, masked mean. Returns (loss, fraction of clipped tokens).
+
+    For a negative advantage the surrogate grows with the ratio without bound; a token the
+    behaviour policy almost never chose can then dominate a batch. `dual_clip` > 1 caps it at
+    -dual_clip * advantage (dual-clip PPO, Ye et al. 2020); 0 keeps plain PPO.
+    """
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    per_token = torch.maximum(unclipped, clipped)
+    if dual_clip > 0:
+        per_token = torch.where(advantages < 0, torch.minimum(per_token, -dual_clip * advantages), per_token)
+    loss = masked_mean(per_token, mask)
     clip_fraction = masked_mean((clipped > unclipped).float(), mask)
     return loss, clip_fraction
 

@@ -105,7 +105,7 @@ class PPOTrainer:
         values = values[:, gen.prompt_len - 1 : -1]
         m = mask[index]
         policy, clip_fraction = losses.clipped_policy_loss(logprobs, rollout.old_logprobs[index], advantages[index],
-                                                           m, h.clip)
+                                                           m, h.clip, h.dual_clip)
         value = losses.clipped_value_loss(values, rollout.old_values[index], returns[index], m, h.vf_clip)
         token_entropy = losses.token_entropy(response_logits, m)
         terms = {"policy": policy, "value": h.vf_coef * value, "entropy": -h.ent_coef * token_entropy}
