@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from reward_service.config import DEFAULT_GRPC_ADDR, DEFAULT_REDIS_URL, DEFAULT_REST_ADDR, ConfigError, ServeConfig
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CONFIG_ERROR_EXIT = 2  # what `rlpr` exits with on a configuration error
 
 
 @dataclass
@@ -42,7 +43,13 @@ class UpConfig:
 
     def __post_init__(self):
         ServeConfig(rest_addr=self.rest_addr, grpc_addr=self.grpc_addr, redis_url=self.redis_url)
-        self.worker_counts  # validates
+        if self.worker_counts.get("ludii"):
+            from reward_service.ludii.engine import LudiiJarMissing, jar_path
+
+            try:
+                jar_path()
+            except LudiiJarMissing as exc:
+                raise ConfigError(f"--workers asks for ludii workers: {exc}") from None
 
     @property
     def worker_counts(self) -> dict[str, int]:
@@ -64,6 +71,7 @@ class Launcher:
         self.children: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, list[str]] = {}
         self.stopping = threading.Event()
+        self.given_up: set[str] = set()
         self.print_lock = threading.Lock()
 
     def run(self) -> int:
@@ -126,15 +134,24 @@ class Launcher:
             print(f"{name:>18} | {line}", flush=True)
 
     def _supervise(self) -> None:
+        restarts: dict[str, int] = {}
         while not self.stopping.wait(0.5):
             for name, child in list(self.children.items()):
                 code = child.poll()
-                if code is None:
+                if code is None or name in self.given_up:
                     continue
                 if name in ("api", "redis") or not self.config.restart_workers:
                     self._say("up", f"{name} exited with code {code}; stopping")
                     return
-                self._say("up", f"{name} exited with code {code}; restarting it")
+                if code == CONFIG_ERROR_EXIT:  # restarting cannot fix a bad configuration
+                    self._say("up", f"{name} refused its configuration (see above); not restarting it")
+                    self.given_up.add(name)
+                    continue
+                restarts[name] = restarts.get(name, 0) + 1
+                delay = min(30.0, 0.5 * 2 ** (restarts[name] - 1))  # back off a crash loop
+                self._say("up", f"{name} exited with code {code}; restarting it in {delay:.1f} s")
+                if self.stopping.wait(delay):
+                    return
                 self._spawn(name, self.commands[name])
 
     def _stop_all(self) -> None:

@@ -40,6 +40,8 @@ def test_bad_service_config_says_how_to_fix_it():
     assert bad_queue.returncode != 0 and "valid queues" in bad_queue.stderr
     bad_workers = rlpr("up", "--workers", "arithmetic")
     assert bad_workers.returncode != 0 and "QUEUE=COUNT" in bad_workers.stderr
+    no_jar = rlpr("up", "--workers", "ludii=1", env={k: v for k, v in os.environ.items() if k != "LUDII_JAR"})
+    assert no_jar.returncode != 0 and "ludii.games" in no_jar.stderr
 
 
 def test_score_command_in_process():

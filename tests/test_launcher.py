@@ -63,6 +63,6 @@ def test_up_runs_the_topology_and_stops_cleanly_on_ctrl_c():
         launcher.send_signal(signal.SIGINT)
         output, _ = launcher.communicate(timeout=30)
     assert launcher.returncode == 0, output
-    assert "restarting it" in output and "all stopped" in output
+    assert "restarting it in 0.5 s" in output and "all stopped" in output
     for child in children:
         assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
