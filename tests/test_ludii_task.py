@@ -35,3 +35,22 @@ def test_supervised_fim_pretraining_then_ppo(tmp_path, tiny_lm):
         assert row["reward/failed_items"] == 4  # no jar: every item failed, all masked, nothing invented
     sample = json.loads((tmp_path / "ppo" / "samples.jsonl").read_text().splitlines()[0])
     assert sample["examples"][0][0].startswith("### PRE: ")
+
+
+def test_ludii_task_against_rlpr_up(tmp_path, tiny_lm):
+    """With a jar a Ludii worker scores the games; without one no worker serves the queue and the
+    trainer masks the items when the deadline passes, instead of hanging or inventing rewards."""
+    from tests.system import Topology, metrics
+
+    has_jar = bool(os.environ.get("LUDII_JAR"))
+    topology = Topology("ludii=1" if has_jar else "arithmetic=1", tmp=tmp_path)
+    try:
+        run = run_cli("train", "--task", "ludii", "--ludii-games", str(SHARED / "games_train.json"), "--model",
+                      str(tiny_lm), "--steps", "1", "--batch-size", "4", "--mini-batch-size", "2", "--ppo-epochs", "1",
+                      "--reward-url", topology.grpc_url, "--reward-deadline-s", "60" if has_jar else "3",
+                      "--out", str(tmp_path / "ppo"))
+        assert run.returncode == 0, run.stderr[-3000:]
+        [row] = metrics(tmp_path / "ppo")
+        assert row["reward/failed_items"] == (0 if has_jar else 4)
+    finally:
+        topology.close()
