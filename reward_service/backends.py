@@ -14,7 +14,6 @@ from rq import Queue, Retry
 from rq.job import Job, JobStatus
 
 from reward_service import jobs
-from reward_service.errors import Unavailable
 from reward_service.rewards.base import RewardSpec
 from reward_service.scoring import score_items
 from reward_service.types import ItemStatus, RewardItem, ScoredItem
@@ -66,11 +65,9 @@ class QueueBackend:
         queue = Queue(spec.queue, connection=self.redis)
         reply_key = f"rlpr:reply:{uuid.uuid4().hex}"
         chunks = [list(items[i : i + spec.chunk_size]) for i in range(0, len(items), spec.chunk_size)]
-        try:
+        try:  # a RedisError propagates: the service turns it into Unavailable, once, for cache and queue
             pending = self._enqueue(queue, spec, options, chunks, reply_key)
             results = self._gather(queue, pending, reply_key, deadline)
-        except RedisError as exc:
-            raise Unavailable(f"redis is unreachable: {exc}") from exc
         finally:
             self._forget(reply_key)
         return [results.get(item.id) or ScoredItem.failed(item.id, ItemStatus.TIMEOUT, "deadline exceeded")

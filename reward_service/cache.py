@@ -11,13 +11,23 @@ from reward_service.types import RewardItem, ScoredItem
 PREFIX = "rlpr:cache:v1:"
 
 
-def cache_key(reward: str, options: Mapping[str, str], item: RewardItem) -> str:
-    """Everything that decides a reward, hashed; the item id is not part of it."""
+def cache_keys(reward: str, options: Mapping[str, str], items: Sequence[RewardItem]) -> list[str]:
+    """Everything that decides each item's reward, hashed; item ids are not part of it."""
     from reward_service.rewards import get_reward
 
     identity = get_reward(reward).cache_identity
-    fields = identity(item) if identity else (item.prompt, item.completion, sorted(item.reference.items()))
-    payload = json.dumps([reward, sorted(options.items()), *fields], ensure_ascii=False)
+    head = [reward, sorted(options.items())]
+    return [_digest(head + list(identity(item) if identity else
+                                (item.prompt, item.completion, sorted(item.reference.items()))))
+            for item in items]
+
+
+def cache_key(reward: str, options: Mapping[str, str], item: RewardItem) -> str:
+    return cache_keys(reward, options, [item])[0]
+
+
+def _digest(fields: list) -> str:
+    payload = json.dumps(fields, ensure_ascii=False)
     return PREFIX + hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -30,7 +40,7 @@ class ResultCache:
         """item id -> cached result (marked cached, carrying the item's own id)."""
         if not items:
             return {}
-        raw = self.redis.mget([cache_key(reward, options, item) for item in items])
+        raw = self.redis.mget(cache_keys(reward, options, items))
         hits = {}
         for item, value in zip(items, raw):
             if value is not None:
@@ -40,8 +50,9 @@ class ResultCache:
 
     def put_many(self, reward: str, options: Mapping[str, str], pairs: Sequence[tuple[RewardItem, ScoredItem]]) -> None:
         """Store OK results only: failures may be transient and must be retried."""
+        keep = [(item, result) for item, result in pairs if result.ok]
+        keys = cache_keys(reward, options, [item for item, _ in keep])
         with self.redis.pipeline(transaction=False) as pipe:
-            for item, result in pairs:
-                if result.ok:
-                    pipe.set(cache_key(reward, options, item), json.dumps(result.to_dict()), ex=self.ttl_s)
+            for key, (_, result) in zip(keys, keep):
+                pipe.set(key, json.dumps(result.to_dict()), ex=self.ttl_s)
             pipe.execute()

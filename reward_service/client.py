@@ -12,6 +12,7 @@ from typing import Mapping, Protocol, Sequence
 import grpc
 
 from reward_service.errors import ConfigError, DeadlineExceeded, InvalidArgument, RlprError, Unauthenticated, Unavailable
+from reward_service.proto_convert import from_pb, item_to_pb
 from reward_service.service import RewardService
 from reward_service.types import RewardItem, ScoredItem
 from rlpr_proto.v1 import reward_pb2 as pb
@@ -80,11 +81,9 @@ class GrpcRewardClient:
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     def score(self, reward, items, options=None, deadline_s=None):
-        from reward_service.grpc_server import from_pb
-
         request = pb.ScoreRequest(
             reward=reward,
-            items=[pb.Item(id=i.id, prompt=i.prompt, completion=i.completion, reference=dict(i.reference)) for i in items],
+            items=[item_to_pb(i) for i in items],
             options={k: str(v) for k, v in (options or {}).items()},
             deadline_ms=int(deadline_s * 1000) if deadline_s else 0,
         )

@@ -15,34 +15,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from reward_service.errors import InvalidArgument, RlprError
+from reward_service.proto_convert import items_from_pb, to_pb
 from reward_service.service import RewardService
-from reward_service.types import ItemStatus, RewardItem, ScoredItem
 from rlpr_proto.v1 import reward_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardService"].full_name
-_STATUS_TO_PB = {status: pb.Status.Value(status.name) for status in ItemStatus}
-_PB_TO_STATUS = {value: status for status, value in _STATUS_TO_PB.items()}
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
-
-
-def to_pb(result: ScoredItem) -> pb.Result:
-    return pb.Result(
-        id=result.id, reward=result.reward, components=result.components, status=_STATUS_TO_PB[result.status],
-        error=result.error, cached=result.cached, detail=result.detail,
-    )
-
-
-def from_pb(result: pb.Result) -> ScoredItem:
-    return ScoredItem(
-        id=result.id, reward=result.reward, components=dict(result.components), status=_PB_TO_STATUS[result.status],
-        error=result.error, cached=result.cached, detail=result.detail,
-    )
-
-
-def items_from_pb(request: pb.ScoreRequest) -> list[RewardItem]:
-    return [RewardItem(i.id, i.prompt, i.completion, dict(i.reference)) for i in request.items]
 
 
 class RewardServicer:

@@ -47,3 +47,10 @@ def test_bad_service_config_says_how_to_fix_it():
 def test_score_command_in_process():
     result = rlpr("score", "--reward", "arithmetic", "--completion", "23 + 4", "--reference", "previous=23 + 1 + 3")
     assert result.returncode == 0 and '"reward": 1.0' in result.stdout
+
+
+def test_missing_data_or_model_is_a_config_error_not_a_traceback(tmp_path):
+    prompts = rlpr("train", "--task", "sentiment", "--sentiment-prompts", str(tmp_path / "nope.txt"), "--steps", "1")
+    assert prompts.returncode == 2 and "nope.txt" in prompts.stderr and "Traceback" not in prompts.stderr
+    model = rlpr("sft", "--model", str(tmp_path / "no-model"), "--steps", "1")
+    assert model.returncode == 2 and "no-model" in model.stderr and "Traceback" not in model.stderr

@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import psutil
@@ -14,18 +13,7 @@ from rq import Worker
 from reward_service.client import GrpcRewardClient
 from reward_service.types import RewardItem
 from tests.conftest import REPO, free_port
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(what)
+from tests.system import wait_for
 
 
 @pytest.mark.slow

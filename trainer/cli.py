@@ -8,17 +8,6 @@ from tqdm import tqdm
 from trainer.config import SFTConfig, TrainConfig
 
 
-def _reward_setup(config: TrainConfig, task):
-    from reward_service.client import make_client
-    from trainer.rewards import RewardScorer
-
-    reward = config.reward or task.reward
-    options = dict(task.reward_options) if reward == task.reward else {}
-    options.update(dict(pair.split("=", 1) for pair in config.reward_option))
-    client = make_client(config.reward_url, config.reward_token)
-    return RewardScorer(client, reward, options, config.reward_deadline_s)
-
-
 def run_train(config: TrainConfig) -> int:
     from trainer.runtime import seed_everything
 
@@ -35,18 +24,16 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
     from trainer import checkpoint
     from trainer.logger import MetricsLogger
     from trainer.ppo import PPOTrainer, train_steps
+    from trainer.rewards import make_scorer
     from trainer.runtime import autocast_dtype, pick_device
-    from trainer.tasks import make_task
+    from trainer.tasks import load_task
 
-    task = make_task(config)
     resume = config.resume and checkpoint.checkpoint_dir(out).exists()
-    if resume:
-        task.model = str(checkpoint.checkpoint_dir(out))
-    tokenizer, lm = task.load()
+    task, tokenizer, lm = load_task(config, str(checkpoint.checkpoint_dir(out)) if resume else "")
     device = pick_device(config.device)
     trainer = PPOTrainer(task, tokenizer, lm, config, device, autocast_dtype(device, config.bf16))
     start = checkpoint.load_state(out, trainer, rng) if resume else 0
-    scorer = _reward_setup(config, task)
+    scorer = make_scorer(config, task)
     logger = MetricsLogger(out, resume=resume)
     bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True)
 

@@ -51,3 +51,14 @@ class RewardScorer:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.client.close()
+
+
+def make_scorer(config, task) -> RewardScorer:
+    """The scorer a training config asks for: the task's reward unless --reward overrides it."""
+    from reward_service.client import make_client
+
+    reward = config.reward or task.reward
+    options = dict(task.reward_options) if reward == task.reward else {}
+    options.update(dict(pair.split("=", 1) for pair in config.reward_option))
+    return RewardScorer(make_client(config.reward_url, config.reward_token), reward, options,
+                        config.reward_deadline_s)

@@ -17,7 +17,7 @@ from reward_service.types import RewardItem
 from trainer.logger import MetricsLogger
 from trainer.policy import generate, position_ids
 from trainer.runtime import autocast_dtype, pick_device, seed_everything
-from trainer.tasks import make_task
+from trainer.tasks import load_task
 
 
 def encode(tokenizer, pairs: list[tuple[str, str]], device):
@@ -65,8 +65,7 @@ def evaluate(lm, tokenizer, task, val_pairs, val_prompts, client, device) -> dic
 
 def run_supervised(config) -> int:
     rng = seed_everything(config.seed)
-    task = make_task(config)
-    tokenizer, lm = task.load()
+    task, tokenizer, lm = load_task(config)
     device = pick_device(config.device)
     lm.to(device).train()
     optimizer = torch.optim.AdamW(lm.parameters(), lr=config.lr)

@@ -92,14 +92,13 @@ def _dataset(task, config, rng):
 def run_trl(config, out: pathlib.Path, rng) -> int:
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    from trainer.cli import _reward_setup
+    from trainer.rewards import make_scorer
     from trainer.runtime import autocast_dtype, pick_device
-    from trainer.tasks import make_task
+    from trainer.tasks import load_task
 
-    task = make_task(config)
-    tokenizer, lm = task.load()
+    task, tokenizer, lm = load_task(config)
     device = pick_device(config.device)
-    scorer = _reward_setup(config, task)
+    scorer = make_scorer(config, task)
     trainer_ref: dict = {}
     common = dict(
         output_dir=str(out), max_steps=config.steps, learning_rate=config.lr, seed=config.seed,

@@ -1,5 +1,7 @@
-"""Task registry: build the task a config names."""
+"""Task registry: build the task a config names, and load its model."""
 from __future__ import annotations
+
+from reward_service.errors import ConfigError
 
 
 def make_task(config):
@@ -17,3 +19,20 @@ def make_task(config):
         return LudiiTask(config.model, config.ludii_games, config.ludii_mask_names, config.ludii_min_masked,
                          config.seed, config.ludii_ludeme_tokens)
     raise ValueError(f"unknown task {config.task!r}")
+
+
+def load_task(config, model: str = ""):
+    """(task, tokenizer, causal LM) for a config; `model` overrides the config's (a checkpoint, say).
+
+    A missing data file or an unloadable model is a configuration error with the path in it,
+    not a traceback.
+    """
+    try:
+        task = make_task(config)
+        if model:
+            task.model = model
+        tokenizer, lm = task.load()
+    except (OSError, ValueError) as exc:  # FileNotFoundError is an OSError; transformers raises OSError too
+        what = model or getattr(config, "model", "") or config.task
+        raise ConfigError(f"cannot set up task {config.task!r} (model/data {what!r}): {exc}") from exc
+    return task, tokenizer, lm
