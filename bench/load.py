@@ -19,8 +19,8 @@ import time
 import httpx
 from common import stop_processes, REPO, percentile, start_worker, wait_workers, write_results
 
-from reward_service.client import GrpcRewardClient
-from reward_service.types import RewardItem
+from reward_contract.client import GrpcRewardClient
+from reward_contract.types import RewardItem
 
 
 def free_port() -> int:

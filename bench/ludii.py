@@ -51,12 +51,13 @@ def fresh_jvm_seconds(code: str) -> float:
 def engine_figures(redis_url: str) -> list[dict]:
     from redis import Redis
 
-    from reward_service.client import GrpcRewardClient, LocalRewardClient
+    from reward_contract.client import GrpcRewardClient
+from reward_service.core.local_client import LocalRewardClient
     from reward_service.config import ServeConfig
     from reward_service.grpc_server import create_server
     from reward_service.ludii.engine import get_engine
-    from reward_service.service import RewardService
-    from reward_service.types import RewardItem
+    from reward_service.core.service import RewardService
+    from reward_contract.types import RewardItem
     from tests.ludii_games import game_named
 
     engine = get_engine()

@@ -13,11 +13,12 @@ import uuid
 
 from common import stop_processes, start_worker, summary, timed_runs, wait_workers, write_results
 
-from reward_service.client import GrpcRewardClient, LocalRewardClient
+from reward_contract.client import GrpcRewardClient
+from reward_service.core.local_client import LocalRewardClient
 from reward_service.config import ServeConfig
 from reward_service.grpc_server import create_server
-from reward_service.service import RewardService
-from reward_service.types import RewardItem
+from reward_service.core.service import RewardService
+from reward_contract.types import RewardItem
 
 TEXTS = ["I loved every minute of this film, wonderful acting", "Dull, slow and far too long. Awful.",
          "An ok movie with a few good scenes", "The plot was confusing but the music was great!"]

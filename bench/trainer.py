@@ -15,10 +15,10 @@ import time
 import torch
 from common import write_results
 
-from reward_service.client import LocalRewardClient
+from reward_service.core.local_client import LocalRewardClient
 from trainer.config import TrainConfig
 from trainer.ppo import PPOTrainer, train_steps
-from trainer.rewards import RewardScorer
+from trainer.scorer import RewardScorer
 from trainer.tasks.arithmetic_task import ArithmeticTask
 from trainer.tasks.sentiment import SentimentTask
 

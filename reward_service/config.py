@@ -1,7 +1,8 @@
 """Configuration of the service processes, validated at start-up.
 
-Defaults come from the environment where one is named, so the same image can be
-configured by flags or by `REDIS_URL`, `RLPR_REST_ADDR`, `RLPR_GRPC_ADDR`, `RLPR_AUTH_TOKEN`.
+Defaults come from the environment where one is named, so the same image can be configured
+by flags or by `REDIS_URL`, `RLPR_REST_ADDR`, `RLPR_GRPC_ADDR`, `RLPR_AUTH_TOKEN`. The token's
+flag defaults to empty and is read from the environment when used, so `--help` never shows it.
 """
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from reward_service.errors import ConfigError
+from reward_contract.errors import ConfigError
 
 DEFAULT_REST_ADDR = os.environ.get("RLPR_REST_ADDR", "127.0.0.1:8000")
 DEFAULT_GRPC_ADDR = os.environ.get("RLPR_GRPC_ADDR", "127.0.0.1:50051")
 DEFAULT_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-DEFAULT_AUTH_TOKEN = os.environ.get("RLPR_AUTH_TOKEN", "")
 
 
 def split_addr(addr: str, what: str) -> tuple[str, int]:
@@ -30,6 +30,12 @@ def check_redis_url(url: str) -> None:
         raise ConfigError(f"redis url {url!r} must start with redis://, rediss:// or unix://, e.g. {DEFAULT_REDIS_URL}")
 
 
+def _at_least(config, minimum, *names: str) -> None:
+    for name in names:
+        if not getattr(config, name) >= minimum:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(config, name)}")
+
+
 @dataclass
 class ServeConfig:
     """Run the reward API: gRPC and REST fronts over Redis/RQ workers (or in-process scoring)."""
@@ -42,14 +48,18 @@ class ServeConfig:
     """Redis holding the queues and the result cache (env REDIS_URL)."""
     backend: str = "queue"
     """`queue`: fan out to RQ workers; `inprocess`: score inside the API process."""
-    auth_token: str = DEFAULT_AUTH_TOKEN
-    """Shared bearer token; empty disables auth (env RLPR_AUTH_TOKEN)."""
+    auth_token: str = ""
+    """Shared bearer token for both fronts; empty reads $RLPR_AUTH_TOKEN; none at all disables auth."""
     cache: bool = True
     """Serve identical (reward, options, prompt, completion, reference) items from Redis."""
     cache_ttl_s: int = 24 * 3600
-    """Lifetime of a cached result in seconds."""
+    """Lifetime of a small (<= 1 KiB) cached result; bigger entries live proportionally shorter."""
+    cache_min_ttl_s: int = 600
+    """Shortest lifetime of a cached result, however big."""
     deadline_s: float = 120.0
     """Default per-request deadline when the request names none."""
+    max_deadline_s: float = 3600.0
+    """Longest deadline a request may ask for; more is INVALID_ARGUMENT / 422."""
     retries: int = 2
     """How often RQ retries a chunk whose worker failed or died."""
     max_batch_items: int = 4096
@@ -58,27 +68,26 @@ class ServeConfig:
     """Largest prompt, completion or reference value, in characters."""
     max_request_bytes: int = 32 * 1024 * 1024
     """Largest request body (REST) or message (gRPC), in bytes."""
-    grpc_threads: int = 32
-    """gRPC handler threads; each waits on one batch."""
+    inprocess_threads: int = 4
+    """Threads that run rewards with --backend inprocess (the event loop never runs them itself)."""
 
     def __post_init__(self):
-        split_addr(self.rest_addr, "rest_addr")
-        split_addr(self.grpc_addr, "grpc_addr")
+        split_addr(self.rest_addr, "--rest-addr")
+        split_addr(self.grpc_addr, "--grpc-addr")
         check_redis_url(self.redis_url)
         if self.backend not in ("queue", "inprocess"):
-            raise ConfigError(f"backend {self.backend!r} is not one of: queue, inprocess")
-        for name in ("cache_ttl_s", "max_batch_items", "max_field_chars", "max_request_bytes", "grpc_threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.deadline_s <= 0:
-            raise ConfigError(f"deadline_s must be > 0 seconds, got {self.deadline_s}")
-        if self.retries < 0:
-            raise ConfigError(f"retries must be >= 0, got {self.retries}")
+            raise ConfigError(f"--backend {self.backend!r} is not one of: queue, inprocess")
+        _at_least(self, 1, "cache_ttl_s", "cache_min_ttl_s", "max_batch_items", "max_field_chars",
+                  "max_request_bytes", "inprocess_threads")
+        _at_least(self, 0, "retries")
+        if not 0 < self.deadline_s <= self.max_deadline_s:
+            raise ConfigError(f"--deadline-s must be in (0, --max-deadline-s={self.max_deadline_s}], "
+                              f"got {self.deadline_s}")
 
 
 @dataclass
 class WorkerConfig:
-    """Run one RQ worker that scores the named reward queues in-process (it never forks)."""
+    """Run one RQ worker that scores the named reward queues in its own process (it never forks)."""
 
     queues: str = "arithmetic,sentiment_vader"
     """Comma-separated queues, e.g. `ludii` or `arithmetic,sentiment_vader`."""
@@ -97,14 +106,14 @@ class WorkerConfig:
         from reward_service.rewards import REGISTRY
 
         check_redis_url(self.redis_url)
-        unknown = [q for q in self.queue_list if q not in {s.queue for s in REGISTRY.values()}]
+        valid = sorted({s.queue for s in REGISTRY.values()})
+        unknown = [q for q in self.queue_list if q not in valid]
         if not self.queue_list or unknown:
-            valid = ", ".join(sorted({s.queue for s in REGISTRY.values()}))
-            raise ConfigError(f"unknown queue(s) {unknown or [self.queues]}; valid queues: {valid}")
+            raise ConfigError(f"unknown queue(s) {unknown or [self.queues]}; valid queues: {', '.join(valid)}")
         if self.heartbeat_s <= 0:
-            raise ConfigError(f"heartbeat_s must be > 0, got {self.heartbeat_s}")
+            raise ConfigError(f"--heartbeat-s must be > 0, got {self.heartbeat_s}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"log_level {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+            raise ConfigError(f"--log-level {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 
     @property
     def queue_list(self) -> list[str]:

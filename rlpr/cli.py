@@ -1,6 +1,8 @@
 """The `rlpr` command: one sub-command per component, each configured by a dataclass.
 
-Sub-commands are imported lazily so `rlpr worker` never loads torch.
+Sub-commands are imported lazily so `rlpr worker` never loads torch. A config class may
+offer `defaults_for(argv)`: the defaults a preset implies (`rlpr train --preset paper`),
+which the other flags then override.
 """
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import sys
 
 # name -> (config class, runner, one-line help)
 COMMANDS = {
-    "serve": ("reward_service.config:ServeConfig", "reward_service.server:serve", "run the gRPC + REST reward API"),
-    "worker": ("reward_service.config:WorkerConfig", "reward_service.worker:run_worker", "run one reward worker"),
-    "up": ("reward_service.launcher:UpConfig", "reward_service.launcher:run_up",
+    "serve": ("reward_service.config:ServeConfig", "reward_service.fronts.server:serve",
+              "run the gRPC + REST reward API"),
+    "worker": ("reward_service.config:WorkerConfig", "reward_service.worker.worker:run_worker", "run one reward worker"),
+    "up": ("rlpr.launcher:UpConfig", "rlpr.launcher:run_up",
            "start redis, the API and workers locally (the no-Docker twin of docker compose up)"),
     "score": ("rlpr.score_cli:ScoreConfig", "rlpr.score_cli:run_score", "score one output"),
     "train": ("trainer.config:TrainConfig", "trainer.cli:run_train", "train a model with PPO, GRPO or RLOO"),
@@ -36,7 +39,7 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    from reward_service.errors import ConfigError, RlprError
+    from reward_contract.errors import ConfigError, RlprError
 
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -51,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     setup(logging.INFO)
     try:
-        config = tyro.cli(_load(config_path), args=argv[1:], prog=f"rlpr {name}")
+        config_class = _load(config_path)
+        defaults = config_class.defaults_for(argv[1:]) if hasattr(config_class, "defaults_for") else None
+        config = tyro.cli(config_class, args=argv[1:], prog=f"rlpr {name}", default=defaults)
         result = _load(runner_path)(config)
     except ConfigError as exc:
         print(f"rlpr {name}: error: {exc}", file=sys.stderr)

@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -83,40 +82,30 @@ def workers(redis_url):
 
 
 class RunningServer:
-    """gRPC and REST fronts of one RewardService, on real sockets with free ports."""
+    """gRPC and REST fronts of one RewardService, on real sockets with free ports, in a thread."""
 
     def __init__(self, service, token: str = "", max_request_bytes: int = 32 << 20):
-        import uvicorn
-
-        from reward_service.grpc_server import create_server
-        from reward_service.rest_app import create_app
+        from reward_service.fronts.server import Fronts
 
         self.service = service
-        self.grpc, self.grpc_port = create_server(service, "127.0.0.1:0", token, max_request_bytes)
-        self.grpc.start()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.rest_port = sock.getsockname()[1]
-        app = create_app(service, token, max_request_bytes)
-        self.uvicorn = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.uvicorn.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.fronts = Fronts(service, "127.0.0.1:0", "127.0.0.1:0", token, max_request_bytes).start_in_thread()
+        self.grpc_port = self.fronts.grpc_port
+        self.rest_port = self.fronts.rest_port
 
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
     @property
+    def grpc_url(self) -> str:
+        return f"grpc://{self.grpc_target}"
+
+    @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def close(self) -> None:
-        self.uvicorn.should_exit = True
-        self.thread.join(timeout=10)
-        self.grpc.stop(grace=1).wait()
+        self.fronts.join()
 
 
 @pytest.fixture
@@ -133,16 +122,22 @@ def make_server():
         server.close()
 
 
+def inprocess_service():
+    """What `rlpr serve --backend inprocess` runs: rewards on a thread pool, never on the event loop."""
+    from reward_service.config import ServeConfig
+    from reward_service.core.service import RewardService
+
+    return RewardService.from_config(ServeConfig(backend="inprocess"))
+
+
 @pytest.fixture
 def embedded_server(make_server):
-    from reward_service.service import RewardService
-
-    return make_server(RewardService.embedded())
+    return make_server(inprocess_service())
 
 
 @pytest.fixture
 def queue_service(redis_url):
     from reward_service.config import ServeConfig
-    from reward_service.service import RewardService
+    from reward_service.core.service import RewardService
 
     return RewardService.from_config(ServeConfig(redis_url=redis_url, deadline_s=60))

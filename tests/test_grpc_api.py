@@ -4,12 +4,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from reward_service.client import GrpcRewardClient
-from reward_service.errors import InvalidArgument, Unauthenticated
-from reward_service.service import RewardService
-from reward_service.types import ItemStatus, RewardItem
-from rlpr_proto.v1 import reward_pb2 as pb
-from rlpr_proto.v1 import reward_pb2_grpc as pb_grpc
+from reward_contract.client import GrpcRewardClient
+from reward_contract.errors import InvalidArgument, Unauthenticated
+from tests.conftest import inprocess_service
+from reward_contract.types import ItemStatus, RewardItem
+from reward_contract.wire.v1 import reward_pb2 as pb
+from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
 
 STEP = {"previous": "23 + 1 + 3"}
 
@@ -90,7 +90,7 @@ def test_invalid_utf8_bytes_are_invalid_argument_not_internal(embedded_server):
 
 
 def test_message_size_limit(make_server):
-    server = make_server(RewardService.embedded(), max_request_bytes=4096)
+    server = make_server(inprocess_service(), max_request_bytes=4096)
     channel, stub = stub_for(server)
     with pytest.raises(grpc.RpcError) as error:
         stub.Score(pb.ScoreRequest(reward="arithmetic", items=[pb.Item(id="1", completion="1" * 10000)]), timeout=10)
@@ -99,13 +99,13 @@ def test_message_size_limit(make_server):
 
 
 def test_token_auth(make_server):
-    server = make_server(RewardService.embedded(), token="s3cret")
+    server = make_server(inprocess_service(), token="s3cret")
     item = [RewardItem("1", "", "great")]
     for token in ("", "wrong"):
         with pytest.raises(Unauthenticated):
             GrpcRewardClient(server.grpc_target, token=token).score("sentiment_vader", item)
         with pytest.raises(Unauthenticated):
-            GrpcRewardClient(server.grpc_target, token=token).rewards()
+            GrpcRewardClient(server.grpc_target, token=token).kinds()
     assert GrpcRewardClient(server.grpc_target, token="s3cret").score("sentiment_vader", item)[0].ok
     channel = grpc.insecure_channel(server.grpc_target)  # health stays open for probes
     assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1

@@ -5,9 +5,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reward_service.service import RewardService
-from rlpr_proto.v1 import reward_pb2 as pb
-from rlpr_proto.v1 import reward_pb2_grpc as pb_grpc
+from tests.conftest import inprocess_service
+from reward_contract.wire.v1 import reward_pb2 as pb
+from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
 
 SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -24,7 +24,7 @@ requests = st.builds(pb.ScoreRequest, reward=st.sampled_from(["arithmetic", "sen
 def channel():
     from tests.conftest import RunningServer
 
-    server = RunningServer(RewardService.embedded())
+    server = RunningServer(inprocess_service())
     chan = grpc.insecure_channel(server.grpc_target)
     yield chan
     chan.close()
@@ -52,7 +52,7 @@ def test_random_bytes_never_fault(channel, raw):
 
 
 def test_stream_and_reflection_also_need_the_token(make_server):
-    server = make_server(RewardService.embedded(), token="t0k")
+    server = make_server(inprocess_service(), token="t0k")
     channel = grpc.insecure_channel(server.grpc_target)
     stub = pb_grpc.RewardServiceStub(channel)
     request = pb.ScoreRequest(reward="sentiment_vader", items=[pb.Item(id="1", completion="nice")])

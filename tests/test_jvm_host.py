@@ -39,13 +39,13 @@ def test_a_forked_child_refuses_to_touch_the_jvm():
 
 
 def test_missing_jar_says_how_to_get_it(monkeypatch):
-    from reward_service.ludii.engine import LudiiJarMissing, jar_path
+    from reward_service.ludii.engine import LudiiUnavailable, jar_path
 
     monkeypatch.delenv("LUDII_JAR", raising=False)
-    with pytest.raises(LudiiJarMissing, match="ludii.games"):
+    with pytest.raises(LudiiUnavailable, match="ludii.games"):
         jar_path()
     monkeypatch.setenv("LUDII_JAR", "/nowhere/Ludii.jar")
-    with pytest.raises(LudiiJarMissing, match="is not a file"):
+    with pytest.raises(LudiiUnavailable, match="is not a file"):
         jar_path()
 
 

@@ -10,8 +10,8 @@ import pytest
 from redis import Redis
 from rq import Worker
 
-from reward_service.client import GrpcRewardClient
-from reward_service.types import RewardItem
+from reward_contract.client import GrpcRewardClient
+from reward_contract.types import RewardItem
 from tests.conftest import REPO, free_port
 from tests.system import wait_for
 

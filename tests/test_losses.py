@@ -50,13 +50,16 @@ def test_batch_entropy_gradient_matches_autograd_of_naive_version():
     assert torch.allclose(ours, naive, atol=1e-10)
 
 
-def test_batch_entropy_last_state_mode():
-    logits = torch.tensor([[[9.0, 0, 0], [0, 9.0, 0], [0, 0, 0]], [[0, 0, 9.0], [0, 0, 0], [0, 0, 0]]])
-    mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.float32)
-    last = losses.last_token_mask(mask)
-    assert last.tolist() == [[0, 1, 0], [1, 0, 0]]
-    expected = naive_batch_entropy(logits, last).item()
-    assert losses.batch_entropy(logits, mask, states="last").item() == pytest.approx(expected, rel=1e-6)
+def test_answer_state_is_the_state_that_emits_the_answer_not_the_stop():
+    """Responses `27 =` and `23 + 4 =` (stop token `=`), and one that is a stop alone: the
+    authors' batch entropy uses the state whose next token is the answer."""
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.float32)
+    is_stop = torch.tensor([[0, 1, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]], dtype=torch.bool)
+    keep = losses.answer_state_mask(mask, is_stop)
+    assert keep.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    logits = torch.randn(3, 4, 5)
+    expected = naive_batch_entropy(logits, keep).item()
+    assert losses.batch_entropy(logits, keep).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_token_entropy_by_hand():
@@ -123,3 +126,25 @@ def test_batch_entropy_keeps_only_o_vocab_memory_beyond_the_logits():
     assert sum(new_storage.values()) <= 2 * V + 2 * B * T  # pbar's log and the row weights/indices
     value.backward()
     assert logits.grad.shape == logits.shape and torch.isfinite(logits.grad).all()
+
+
+def test_entropies_of_a_distribution_with_banned_tokens_have_finite_gradients():
+    """The sampler bans tokens with -inf logits; p log p must be 0 there, with gradient 0, not NaN."""
+    logits = torch.tensor([[[1.0, 2.0, float("-inf")], [0.5, float("-inf"), float("-inf")]]], requires_grad=True)
+    mask = torch.ones(1, 2)
+    token = losses.token_entropy(logits, mask)
+    batch = losses.batch_entropy(logits, mask)
+    p = torch.softmax(torch.tensor([1.0, 2.0]), -1)
+    assert token.item() == pytest.approx(-(p * p.log()).sum().item() / 2, rel=1e-6)
+    (token + batch).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 0, 2] == 0 and logits.grad[0, 1].abs().sum() == 0  # a one-token support has no gradient
+
+
+def test_an_exploding_log_ratio_is_clamped_before_exp():
+    old = torch.tensor([[-200.0, 0.0]])  # a token the behaviour policy all but never chose
+    new = torch.tensor([[0.0, 0.0]])
+    advantages = torch.tensor([[-1.0, 1.0]])
+    loss, _ = losses.clipped_policy_loss(new, old, advantages, torch.ones(1, 2), clip=0.2)
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx((math.exp(losses.LOG_RATIO_LIMIT) - 1.0) / 2, rel=1e-5)

@@ -4,8 +4,8 @@ import os
 import pytest
 
 from reward_service.rewards import get_reward
-from reward_service.scoring import score_items
-from reward_service.types import ItemStatus, RewardItem
+from reward_service.core.scoring import score_items
+from reward_contract.types import ItemStatus, RewardItem
 from tests.ludii_games import game_named, games
 
 pytestmark = pytest.mark.skipif(
@@ -13,11 +13,11 @@ pytestmark = pytest.mark.skipif(
     reason="LUDII_JAR is not set: these tests need the official Ludii jar (https://ludii.games/download.php)",
 )
 SPEC = get_reward("ludii")
-OPTIONS = SPEC.parse_options({})
+OPTIONS = SPEC.options({})
 
 
 def score(code: str):
-    [result] = score_items("ludii", OPTIONS, [RewardItem("g", "", code)])
+    [result] = score_items(get_reward("ludii"), OPTIONS, [RewardItem("g", "", code)])
     assert result.status is ItemStatus.OK, result.error
     return result
 
@@ -49,9 +49,9 @@ def test_seeded_evaluations_are_reproducible():
 
 
 def test_every_compiling_test_game_scores_in_unit_interval():
-    options = SPEC.parse_options({"playouts": "10", "time_limit_s": "20"})
+    options = SPEC.options({"playouts": "10", "time_limit_s": "20"})
     items = [RewardItem(str(i), "", g["code"]) for i, g in enumerate(games("test"))]
-    results = score_items("ludii", options, items)
+    results = score_items(get_reward("ludii"), options, items)
     assert len(results) == len(items)
     for result in results:
         assert result.status is ItemStatus.OK, result.error

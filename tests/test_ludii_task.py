@@ -38,8 +38,9 @@ def test_supervised_fim_pretraining_then_ppo(tmp_path, tiny_lm):
 
 
 def test_ludii_task_against_rlpr_up(tmp_path, tiny_lm):
-    """With a jar a Ludii worker scores the games; without one no worker serves the queue and the
-    trainer masks the items when the deadline passes, instead of hanging or inventing rewards."""
+    """With a jar a Ludii worker scores the games; without one no worker serves the queue, the
+    service says so at once (FAILED_PRECONDITION), and the trainer masks the batch instead of
+    hanging or inventing rewards."""
     from tests.system import Topology, metrics
 
     has_jar = bool(os.environ.get("LUDII_JAR"))
@@ -47,10 +48,11 @@ def test_ludii_task_against_rlpr_up(tmp_path, tiny_lm):
     try:
         run = run_cli("train", "--task", "ludii", "--ludii-games", str(SHARED / "games_train.json"), "--model",
                       str(tiny_lm), "--steps", "1", "--batch-size", "4", "--mini-batch-size", "2", "--ppo-epochs", "1",
-                      "--reward-url", topology.grpc_url, "--reward-deadline-s", "60" if has_jar else "3",
+                      "--reward-url", topology.grpc_url, "--reward-deadline-s", "120",
                       "--out", str(tmp_path / "ppo"))
         assert run.returncode == 0, run.stderr[-3000:]
         [row] = metrics(tmp_path / "ppo")
         assert row["reward/failed_items"] == (0 if has_jar else 4)
+        assert row["reward/unavailable"] == (0.0 if has_jar else 1.0)
     finally:
         topology.close()

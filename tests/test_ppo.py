@@ -1,5 +1,6 @@
 """PPO on tiny models: an update learns, rewards rise, failed rewards are masked, runs resume."""
 import json
+import math
 import random
 import subprocess
 import sys
@@ -7,12 +8,12 @@ import sys
 import pytest
 import torch
 
-from reward_service.client import LocalRewardClient
-from reward_service.errors import Unavailable
-from reward_service.types import ItemStatus, ScoredItem
+from reward_service.core.local_client import LocalRewardClient
+from reward_contract.errors import Unavailable
+from reward_contract.types import ItemStatus, ScoredItem
 from trainer.config import TrainConfig
 from trainer.ppo import PPOTrainer, train_steps
-from trainer.rewards import RewardScorer, Scores
+from trainer.scorer import RewardScorer, Scores
 from trainer.tasks.arithmetic_task import ArithmeticTask
 from tests.conftest import REPO
 
@@ -158,3 +159,71 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert steps[done:] == [saved + 1, saved + 2, saved + 3], (steps, done, saved)
+
+
+def test_a_non_finite_minibatch_is_skipped_and_counted_and_the_weights_stay_finite():
+    trainer = make_trainer()
+    rollout = trainer.rollout(trainer.task.prompts(32, random.Random(5)))
+    real = trainer.loss_terms
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        terms = real(*args)
+        calls["n"] += 1
+        if calls["n"] == 2:  # one mini-batch whose loss overflowed
+            terms["loss/total"] = terms["loss/total"] * float("inf")
+        return terms
+
+    trainer.loss_terms = poisoned
+    metrics = trainer.update(rollout, Scores([0.5] * 32, [True] * 32))
+    assert metrics["train/skipped_updates"] == 1.0
+    assert all(torch.isfinite(p).all() for p in trainer.policy.parameters())
+    assert math.isfinite(metrics["loss/total"])  # averaged over the updates that were applied
+
+
+def test_updates_that_stay_non_finite_stop_training_with_a_clear_error():
+    from trainer.ppo import TrainingDiverged
+
+    trainer = make_trainer(max_skipped_updates=3)
+    rollout = trainer.rollout(trainer.task.prompts(32, random.Random(6)))
+    real = trainer.loss_terms
+    trainer.loss_terms = lambda *args: real(*args) | {"loss/total": torch.tensor(float("nan"))}
+    with pytest.raises(TrainingDiverged, match="3 mini-batch updates in a row"):
+        trainer.update(rollout, Scores([0.5] * 32, [True] * 32))
+
+
+def test_cli_stops_a_diverging_run_with_a_checkpoint_and_logs_the_nans(tmp_path):
+    """An absurd learning rate overflows the weights; every later update is non-finite."""
+    result = run_cli("train", "--task", "arithmetic", "--arithmetic-model-size", "1x32", "--batch-size", "8",
+                     "--mini-batch-size", "4", "--ppo-epochs", "2", "--steps", "20", "--lr", "1e30",
+                     "--max-skipped-updates", "3", "--out", str(tmp_path))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "mini-batch updates in a row had a non-finite loss" in result.stderr
+    assert "Saved the last good weights" in result.stderr
+    assert (tmp_path / "checkpoint" / "config.json").exists()
+
+
+def test_the_logger_keeps_nan_and_inf_instead_of_dropping_them(tmp_path):
+    from trainer.logger import MetricsLogger
+
+    logger = MetricsLogger(tmp_path)
+    logger.log(0, {"reward/mean": float("nan"), "loss/total": float("inf"), "kl/mean": 0.5})
+    logger.close()
+    line = (tmp_path / "metrics.jsonl").read_text().strip()
+    assert "NaN" in line and "Infinity" in line
+    row = json.loads(line)
+    assert math.isnan(row["reward/mean"]) and math.isinf(row["loss/total"]) and row["kl/mean"] == 0.5
+
+
+def test_overlap_defaults_on_only_for_a_remote_reward_service_and_staleness_is_logged():
+    assert not TrainConfig().overlap and TrainConfig(reward_url="grpc://127.0.0.1:1").overlap
+    assert TrainConfig(overlap_rewards="on").overlap and not TrainConfig(overlap_rewards="off").overlap
+    trainer = make_trainer()
+    seen = []
+    train_steps(trainer, scorer(), random.Random(0), range(3), overlap=True,
+                on_step=lambda step, rollout, m: seen.append(m["train/staleness"]))
+    assert seen == [0.0, 1.0, 1.0]  # each update after the first uses data one policy version old
+    seen.clear()
+    train_steps(make_trainer(), scorer(), random.Random(0), range(2), overlap=False,
+                on_step=lambda step, rollout, m: seen.append(m["train/staleness"]))
+    assert seen == [0.0, 0.0]

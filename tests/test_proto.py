@@ -1,4 +1,4 @@
-"""The committed stubs in rlpr_proto/ are exactly what proto/generate.py produces."""
+"""The committed stubs in reward_contract/wire/ are exactly what proto/generate.py produces."""
 import importlib.util
 import os
 

@@ -9,9 +9,10 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.registry import StartedJobRegistry
 
-from reward_service.client import GrpcRewardClient
+from reward_contract.client import GrpcRewardClient
 from reward_service.rewards import get_reward
-from reward_service.types import ItemStatus, RewardItem
+from reward_contract.errors import NoWorker
+from reward_contract.types import ItemStatus, RewardItem
 
 
 def arithmetic_items(n, prefix="i"):
@@ -24,9 +25,10 @@ def test_batch_is_chunked_and_scored_by_workers(workers, queue_service, make_ser
     results = GrpcRewardClient(server.grpc_target).score("arithmetic", arithmetic_items(600))
     assert len(results) == 600 and all(r.ok for r in results)
     assert results[3].components["value"] == 7.0 and results[3].reward == pytest.approx(1.0)
-    finished = Queue("arithmetic", connection=Redis.from_url(redis_url)).finished_job_registry
+    [worker] = Worker.all(connection=Redis.from_url(redis_url))
     chunk = get_reward("arithmetic").chunk_size
-    assert 1 < chunk < 600 and finished.count == -(-600 // chunk)  # chunked jobs, not one job per item
+    assert 1 < chunk < 600 and worker.successful_job_count == -(-600 // chunk)  # chunked jobs, not one per item
+
 
 
 def test_two_workers_share_one_queue(workers, queue_service, redis_url):
@@ -35,7 +37,7 @@ def test_two_workers_share_one_queue(workers, queue_service, redis_url):
     # Sleeps long enough that the margin between one worker (>= 4 s) and two (~2 s) survives a busy machine.
     items = [RewardItem(str(k), "", "abc", {"sleep_s": "0.5"}) for k in range(8)]
     started = time.monotonic()
-    results = queue_service.score("test_slow", items)
+    results = queue_service.score_blocking("test_slow", items)
     elapsed = time.monotonic() - started
     assert all(r.ok and r.reward == 3.0 for r in results)
     counts = [w.successful_job_count for w in Worker.all(connection=Redis.from_url(redis_url))]
@@ -45,14 +47,14 @@ def test_two_workers_share_one_queue(workers, queue_service, redis_url):
 
 def test_cache_serves_repeats_and_can_be_skipped(workers, queue_service):
     workers.start("arithmetic")
-    first = queue_service.score("arithmetic", arithmetic_items(5))
-    again = queue_service.score("arithmetic", arithmetic_items(5, prefix="other"))
+    first = queue_service.score_blocking("arithmetic", arithmetic_items(5))
+    again = queue_service.score_blocking("arithmetic", arithmetic_items(5, prefix="other"))
     assert not any(r.cached for r in first) and all(r.cached for r in again)
     assert [r.id for r in again] == [f"other{k}" for k in range(5)]
     assert [r.reward for r in again] == [r.reward for r in first]
-    fresh = queue_service.score("arithmetic", arithmetic_items(5), use_cache=False)
+    fresh = queue_service.score_blocking("arithmetic", arithmetic_items(5), use_cache=False)
     assert not any(r.cached for r in fresh)
-    lenient = queue_service.score("arithmetic", arithmetic_items(5), options={"lenient": "true"})
+    lenient = queue_service.score_blocking("arithmetic", arithmetic_items(5), options={"lenient": True})
     assert not any(r.cached for r in lenient)  # options are part of the cache key
 
 
@@ -60,7 +62,7 @@ def test_sigkilled_worker_loses_no_items(workers, queue_service, redis_url):
     victim = workers.start("test_slow")
     items = [RewardItem(str(k), "", "x" * k, {"sleep_s": "0.5"}) for k in range(10)]
     outcome = {}
-    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score("test_slow", items)))
+    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score_blocking("test_slow", items)))
     scorer.start()
     registry = StartedJobRegistry("test_slow", connection=Redis.from_url(redis_url))
     deadline = time.monotonic() + 20
@@ -71,64 +73,69 @@ def test_sigkilled_worker_loses_no_items(workers, queue_service, redis_url):
     workers.start("test_slow")  # the survivor picks up the rest and the retried job
     scorer.join(timeout=60)
     results = outcome["results"]
-    assert [r.status for r in results] == [ItemStatus.OK] * 10
+    assert [r.status for r in results] == [ItemStatus.OK] * 10, [r.error for r in results if not r.ok]
     assert [r.reward for r in results] == [float(k) for k in range(10)]
 
 
 def test_raising_reward_fails_one_item_and_the_worker_survives(workers, queue_service):
     proc = workers.start("test_explosive")
     items = [RewardItem(str(k), "", "boom" if k == 2 else "fine") for k in range(6)]
-    results = queue_service.score("test_explosive", items)
+    results = queue_service.score_blocking("test_explosive", items)
     assert [r.status for r in results] == [ItemStatus.OK] * 2 + [ItemStatus.ERROR] + [ItemStatus.OK] * 3
     assert proc.poll() is None
-    assert queue_service.score("test_explosive", items[:1])[0].ok
+    assert queue_service.score_blocking("test_explosive", items[:1])[0].ok
 
 
 def test_deadline_gives_per_item_timeouts_promptly_and_late_results_do_not_leak(workers, queue_service):
     workers.start("test_slow")
     slow = [RewardItem(str(k), "", "slow", {"sleep_s": "1.0"}) for k in range(4)]
     started = time.monotonic()
-    results = queue_service.score("test_slow", slow, deadline_s=1.5, use_cache=False)
+    results = queue_service.score_blocking("test_slow", slow, deadline_s=1.5, use_cache=False)
     assert time.monotonic() - started < 3.0
     assert ItemStatus.TIMEOUT in {r.status for r in results}
     assert all(r.ok or r.status is ItemStatus.TIMEOUT for r in results)
     time.sleep(1.2)  # the job that was running finishes late
     fast = [RewardItem(str(k), "", "quick!", {"sleep_s": "0"}) for k in range(2)]
-    later = queue_service.score("test_slow", fast, use_cache=False)
+    later = queue_service.score_blocking("test_slow", fast, use_cache=False)
     assert [r.reward for r in later] == [6.0, 6.0]
 
 
-def test_no_worker_means_timeouts_not_a_hang(queue_service):
+def test_no_worker_is_said_at_once_not_after_the_deadline(queue_service):
     started = time.monotonic()
-    results = queue_service.score("arithmetic", arithmetic_items(3), deadline_s=1.0)
-    assert time.monotonic() - started < 2.5
-    assert {r.status for r in results} == {ItemStatus.TIMEOUT}
+    with pytest.raises(NoWorker, match="no worker serves queue 'arithmetic'"):
+        queue_service.score_blocking("arithmetic", arithmetic_items(3), deadline_s=30)
+    assert time.monotonic() - started < 2.0
 
 
 def test_workers_score_in_their_own_process_and_never_fork(workers, queue_service):
     proc = workers.start("test_pid")
-    results = queue_service.score("test_pid", [RewardItem(str(k), "", "x") for k in range(4)], use_cache=False)
+    results = queue_service.score_blocking("test_pid", [RewardItem(str(k), "", "x") for k in range(4)], use_cache=False)
     assert {r.components["pid"] for r in results} == {float(proc.pid)}
 
 
 def test_ludii_cache_key_is_the_game_not_the_prompt():
-    from reward_service.cache import cache_key
+    from reward_service.core.request import Limits, resolve
+
+    def key(reward, item, options=None):
+        return resolve(reward, [item], options, None, True, "test", Limits()).cache_keys[0]
 
     a = RewardItem("1", "### PRE: (game ...", "(players 2)", {"prefix": "(game \"G\" ", "suffix": ")"})
     b = RewardItem("2", "another prompt", "\"G\" (players 2))", {"prefix": "(game "})
     c = RewardItem("3", "### PRE: (game ...", "(players 3)", {"prefix": "(game \"G\" ", "suffix": ")"})
-    assert cache_key("ludii", {}, a) == cache_key("ludii", {}, b) != cache_key("ludii", {}, c)
-    assert cache_key("ludii", {}, a) != cache_key("ludii", {"playouts": "10"}, a)
-    assert cache_key("arithmetic", {}, a) != cache_key("arithmetic", {}, b)  # other rewards key on every field
+    assert key("ludii", a) == key("ludii", b) != key("ludii", c)
+    assert key("ludii", a) != key("ludii", a, {"playouts": "10"})
+    assert key("ludii", a) == key("ludii", a, {"playouts": 100})  # options are keyed by value, defaults filled in
+    assert key("arithmetic", a) != key("arithmetic", b)  # other rewards key on every field
 
 
 def test_job_stranded_between_dequeue_and_start_is_requeued(workers, queue_service, redis_url):
     """A worker killed right after taking a job off the queue leaves it in RQ's intermediate list."""
     redis = Redis.from_url(redis_url)
     queue = Queue("test_slow", connection=redis)
+    Worker([queue], connection=redis, name="about-to-die").register_birth()  # it takes a job, then dies
     outcome = {}
     items = [RewardItem(str(k), "", "abc", {"sleep_s": "0"}) for k in range(2)]
-    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score("test_slow", items)))
+    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score_blocking("test_slow", items)))
     scorer.start()
     wait = time.monotonic() + 10
     while queue.count < 2 and time.monotonic() < wait:
@@ -147,7 +154,7 @@ def test_recovery_does_not_wait_for_rqs_maintenance_lock(workers, queue_service,
     victim = workers.start("test_slow")
     items = [RewardItem(str(k), "", "x" * k, {"sleep_s": "0.5"}) for k in range(4)]
     outcome = {}
-    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score("test_slow", items)))
+    scorer = threading.Thread(target=lambda: outcome.update(results=queue_service.score_blocking("test_slow", items)))
     scorer.start()
     registry = StartedJobRegistry("test_slow", connection=redis)
     wait = time.monotonic() + 20
@@ -157,3 +164,56 @@ def test_recovery_does_not_wait_for_rqs_maintenance_lock(workers, queue_service,
     workers.start("test_slow")
     scorer.join(timeout=40)
     assert [r.status for r in outcome["results"]] == [ItemStatus.OK] * 4
+
+
+def slow_items(n, seconds=1.0):
+    return [RewardItem(str(k), "", "x", {"sleep_s": str(seconds)}) for k in range(n)]
+
+
+def assert_withdrawn(redis_url, finished_at_most):
+    """Nothing runs after the request ended: the running job stopped, queued ones were removed."""
+    from tests.plugins.fake_rewards import SCORED_COUNTER
+
+    redis = Redis.from_url(redis_url)
+    time.sleep(2.5)  # had the work gone on, more items would have finished by now
+    assert int(redis.get(SCORED_COUNTER) or 0) <= finished_at_most
+    queue = Queue("test_slow", connection=redis)
+    assert queue.count == 0 and queue.canceled_job_registry.count == 0  # removed, not parked as canceled
+
+
+def test_work_past_its_deadline_is_withdrawn(workers, queue_service, redis_url):
+    workers.start("test_slow")
+    started = time.monotonic()
+    results = queue_service.score_blocking("test_slow", slow_items(6), deadline_s=1.5, use_cache=False)
+    assert time.monotonic() - started < 3.0
+    assert sum(r.ok for r in results) <= 1 and {r.status for r in results} <= {ItemStatus.OK, ItemStatus.TIMEOUT}
+    assert_withdrawn(redis_url, finished_at_most=1)
+
+
+def test_work_of_a_caller_that_went_away_is_withdrawn(workers, queue_service, make_server, redis_url):
+    import grpc
+
+    from reward_contract.codec import request_to_pb
+    from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
+
+    workers.start("test_slow")
+    server = make_server(queue_service)
+    channel = grpc.insecure_channel(server.grpc_target)
+    call = pb_grpc.RewardServiceStub(channel).Score.future(
+        request_to_pb("test_slow", slow_items(6), {}, 60, use_cache=False), timeout=60)
+    time.sleep(0.6)
+    call.cancel()  # the trainer died, or gave up
+    assert_withdrawn(redis_url, finished_at_most=1)
+    channel.close()
+
+
+def test_work_of_a_rest_client_that_hung_up_is_withdrawn(workers, queue_service, make_server, redis_url):
+    import httpx
+
+    workers.start("test_slow")
+    server = make_server(queue_service)
+    body = {"reward": "test_slow", "no_cache": True, "deadline_ms": 60000,
+            "items": [{"id": str(k), "completion": "x", "reference": {"sleep_s": 1.0}} for k in range(6)]}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(server.rest_url + "/v1/score:batch", json=body, timeout=0.6)
+    assert_withdrawn(redis_url, finished_at_most=1)

@@ -4,7 +4,7 @@ import json
 import httpx
 import pytest
 
-from reward_service.service import RewardService
+from tests.conftest import inprocess_service
 
 ONE = {"reward": "arithmetic", "item": {"id": "1", "completion": "23 + 4", "reference": {"previous": "23 + 1 + 3"}}}
 
@@ -29,13 +29,17 @@ def test_rewards_health_metrics_docs(embedded_server):
     base = embedded_server.rest_url
     names = {k["name"] for k in httpx.get(base + "/v1/rewards").json()}
     assert {"arithmetic", "sentiment_vader", "sentiment_classifier", "ludii"} <= names
-    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(base + "/healthz").json() == {"status": "ready", "redis": "not used", "workers": "in-process"}
+    assert httpx.get(base + "/livez").json() == {"status": "alive"}
     post(embedded_server, "/v1/score", ONE)
     metrics = httpx.get(base + "/metrics").text
     assert 'rlpr_items_total{cached="false",reward="arithmetic",status="ok"} 1.0' in metrics
     spec = httpx.get(base + "/openapi.json").json()
     assert {"/v1/score", "/v1/score:batch", "/v1/rewards", "/healthz", "/metrics"} <= set(spec["paths"])
-    assert httpx.get(base + "/docs").status_code == 200
+    docs = httpx.get(base + "/docs")
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()  # served from this process: works without internet access
+    assert httpx.get(base + "/docs/assets/swagger-ui-bundle.js").status_code == 200
 
 
 BAD_INPUTS = {
@@ -63,7 +67,7 @@ def test_bad_input_gets_a_clear_4xx_and_server_keeps_serving(embedded_server, na
 
 
 def test_body_size_limit(make_server):
-    server = make_server(RewardService.embedded(), max_request_bytes=2048)
+    server = make_server(inprocess_service(), max_request_bytes=2048)
     response = post(server, "/v1/score", {"reward": "sentiment_vader", "item": {"id": "1", "completion": "x" * 5000}})
     assert response.status_code == 413
     chunked = httpx.post(server.rest_url + "/v1/score", content=iter([b"{" + b" " * 3000, b"}"]),
@@ -73,7 +77,7 @@ def test_body_size_limit(make_server):
 
 
 def test_token_auth_on_every_endpoint_but_health(make_server):
-    server = make_server(RewardService.embedded(), token="s3cret")
+    server = make_server(inprocess_service(), token="s3cret")
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):
         assert post(server, "/v1/score", ONE, headers=headers).status_code == 401
         assert post(server, "/v1/score:batch", {"reward": "arithmetic", "items": []}, headers=headers).status_code == 401

@@ -3,11 +3,11 @@ import math
 
 import pytest
 
-from reward_service.errors import InvalidArgument, UnknownReward
+from reward_contract.errors import InvalidArgument, UnknownReward
 from reward_service.rewards import REGISTRY, get_reward
 from reward_service.rewards.arithmetic import ArithmeticOptions, parse_sum
-from reward_service.scoring import score_items
-from reward_service.types import ItemStatus, RewardItem
+from reward_service.core.scoring import score_items
+from reward_contract.types import ItemStatus, RewardItem
 
 from tests.helpers import save_tiny_classifier
 
@@ -19,7 +19,7 @@ def arith(completion, previous="6 + 17 + 1 + 3", target=None, options=STRICT):
     reference = {"previous": previous} if previous is not None else {}
     if target is not None:
         reference["target"] = str(target)
-    [result] = score_items("arithmetic", options, [RewardItem("x", "", completion, reference)])
+    [result] = score_items(get_reward("arithmetic"), options, [RewardItem("x", "", completion, reference)])
     return result
 
 
@@ -64,29 +64,29 @@ def test_parse_sum():
 
 def test_vader_compound_through_nltk():
     spec = get_reward("sentiment_vader")
-    options = spec.parse_options({})
-    good, bad = score_items("sentiment_vader", options, [
+    options = spec.options({})
+    good, bad = score_items(get_reward("sentiment_vader"), options, [
         RewardItem("g", "The film", " was wonderful and I loved it"), RewardItem("b", "The film", " was awful")])
     assert 0 < good.reward <= 1 and -1 <= bad.reward < 0
     assert set(good.components) == {"neg", "neu", "pos", "compound"}
-    full = spec.parse_options({"text": "full"})
-    [scored] = score_items("sentiment_vader", full, [RewardItem("f", "great ", "")])
+    full = spec.options({"text": "full"})
+    [scored] = score_items(get_reward("sentiment_vader"), full, [RewardItem("f", "great ", "")])
     assert scored.reward > 0
 
 
 def test_sentiment_classifier_on_a_tiny_model(tmp_path):
     path = save_tiny_classifier(tmp_path / "clf")
     spec = get_reward("sentiment_classifier")
-    logit = spec.parse_options({"model": str(path)})
-    prob = spec.parse_options({"model": str(path), "output": "prob"})
+    logit = spec.options({"model": str(path)})
+    prob = spec.options({"model": str(path), "output": "prob"})
     item = RewardItem("a", "i love", " this movie")
-    [by_logit] = score_items("sentiment_classifier", logit, [item])
-    [by_prob] = score_items("sentiment_classifier", prob, [item])
+    [by_logit] = score_items(get_reward("sentiment_classifier"), logit, [item])
+    [by_prob] = score_items(get_reward("sentiment_classifier"), prob, [item])
     assert by_logit.ok and by_prob.ok
     assert by_logit.reward == pytest.approx(by_logit.components["logit"])
     assert 0 < by_prob.reward < 1 and by_prob.reward == pytest.approx(by_logit.components["prob"])
     with pytest.raises(InvalidArgument, match="'model' is required"):
-        spec.parse_options({})
+        spec.options({})
 
 
 def test_unknown_reward_lists_valid_names():
@@ -98,20 +98,42 @@ def test_unknown_reward_lists_valid_names():
 
 def test_options_are_validated_with_helpful_messages():
     spec = get_reward("arithmetic")
-    assert spec.parse_options({"lenient": "true"}).lenient is True
+    assert spec.options({"lenient": "true"}).lenient is True
     with pytest.raises(InvalidArgument, match="valid options: lenient, scale"):
-        spec.parse_options({"lenint": "true"})
+        spec.options({"lenint": "true"})
     with pytest.raises(InvalidArgument, match="not a valid bool"):
-        spec.parse_options({"lenient": "maybe"})
+        spec.options({"lenient": "maybe"})
     with pytest.raises(InvalidArgument, match="scale must be > 0"):
-        spec.parse_options({"scale": "0"})
+        spec.options({"scale": "0"})
     with pytest.raises(InvalidArgument, match="not a valid float"):
-        spec.parse_options({"scale": "nan"})
+        spec.options({"scale": "nan"})
 
 
 def test_a_raising_reward_fails_only_its_item():
     spec = REGISTRY["test_explosive"]
-    results = score_items("test_explosive", spec.parse_options({}), [
+    results = score_items(get_reward("test_explosive"), spec.options({}), [
         RewardItem("1", "", "fine"), RewardItem("2", "", "boom"), RewardItem("3", "", "fine")])
     assert [r.status for r in results] == [ItemStatus.OK, ItemStatus.ERROR, ItemStatus.OK]
     assert "this item explodes" in results[1].error
+
+
+def test_options_take_json_scalars_typed_by_the_options_dataclass():
+    spec = get_reward("arithmetic")
+    assert spec.options({"lenient": True, "scale": 5}).lenient is True  # JSON true, JSON int for a float
+    assert spec.options({"lenient": "false", "scale": "2.5"}) == ArithmeticOptions(False, 2.5)  # gRPC strings
+    for bad, fragment in [({"lenient": 1}, "not a valid bool"), ({"scale": True}, "not a valid float"),
+                          ({"scale": float("inf")}, "must be finite"), ({"scale": [1]}, "not a valid float")]:
+        with pytest.raises(InvalidArgument, match=fragment):
+            spec.options(bad)
+    ludii = get_reward("ludii")
+    with pytest.raises(InvalidArgument, match="playouts must be in"):
+        ludii.options({"playouts": 10**9})
+    with pytest.raises(InvalidArgument, match="not a valid int"):
+        ludii.options({"playouts": 2.5})
+
+
+def test_reward_kinds_describe_options_and_the_label_field():
+    kinds = {spec.kind().name: spec.kind() for spec in REGISTRY.values()}
+    assert kinds["arithmetic"].label_field == "previous" and "lenient" in kinds["arithmetic"].options
+    assert kinds["arithmetic"].options["scale"] == "float (default: 10.0)"
+    assert kinds["ludii"].label_field == ""

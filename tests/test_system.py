@@ -12,8 +12,8 @@ import pytest
 from rq import Worker
 from rq.registry import StartedJobRegistry
 
-from reward_service.client import GrpcRewardClient
-from reward_service.types import ItemStatus, RewardItem
+from reward_contract.client import GrpcRewardClient
+from reward_contract.types import ItemStatus, RewardItem
 from tests.conftest import REPO, free_port
 from tests.system import PrivateRedis, Topology, metrics, train, wait_for
 
@@ -76,7 +76,7 @@ def test_redis_outage_mid_training_is_reported_masked_and_recovered(tmp_path):
     topology = Topology("test_slow=1", redis_url=redis.url, tmp=tmp_path)
     try:
         run = train(tmp_path / "run", "--steps", "8", "--reward-url", topology.grpc_url, "--reward", "test_slow",
-                    "--reward-option", "sleep_s=0.02", "--reward-deadline-s", "8", "--no-overlap-rewards", wait=False)
+                    "--reward-option", "sleep_s=0.02", "--reward-deadline-s", "8", "--overlap-rewards", "off", wait=False)
         wait_for(lambda: (tmp_path / "run" / "metrics.jsonl").exists(), 120, "the first step")
         redis.stop()
         time.sleep(6.0)  # longer than the client's retries with backoff (~3 s)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pathlib
+import sys
 
 from tqdm import tqdm
 
@@ -13,6 +14,7 @@ def run_train(config: TrainConfig) -> int:
 
     rng = seed_everything(config.seed)
     out = pathlib.Path(config.out)
+    write_config(out, config)
     if config.algo != "ppo":
         from trainer.trl_algos import run_trl
 
@@ -23,8 +25,8 @@ def run_train(config: TrainConfig) -> int:
 def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
     from trainer import checkpoint
     from trainer.logger import MetricsLogger
-    from trainer.ppo import PPOTrainer, train_steps
-    from trainer.rewards import make_scorer
+    from trainer.ppo import PPOTrainer, TrainingDiverged, train_steps
+    from trainer.scorer import make_scorer
     from trainer.runtime import autocast_dtype, pick_device
     from trainer.tasks import load_task
 
@@ -48,18 +50,25 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
         # A fully masked batch (reward service down) has no loss terms: show nan, keep going.
         nan = float("nan")
         bar.set_postfix(reward=f"{metrics.get('reward/mean', nan):.3f}", ent=f"{metrics.get('entropy/token', nan):.2f}",
-                        bent=f"{metrics.get('entropy/batch', nan):.2f}", failed=int(metrics["reward/failed_items"]))
+                        bent=f"{metrics.get('entropy/batch', nan):.2f}", failed=int(metrics["reward/failed_items"]),
+                        skipped=int(metrics["train/skipped_updates"]))
         if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
             checkpoint.save(out, trainer, step, rng)
 
     try:
-        train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap_rewards, on_step)
+        train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap, on_step)
     except KeyboardInterrupt:
         if done["step"] >= start:  # keep what was learned; --resume continues from here
             checkpoint.save(out, trainer, done["step"], rng)
             print(f"\ninterrupted: saved step {done['step']} to {checkpoint.checkpoint_dir(out)}; "
                   "continue with --resume")
         raise
+    except TrainingDiverged as exc:
+        # Skipped updates never touched the weights, so the model is that of the last good update.
+        checkpoint.save(out, trainer, done["step"], rng)
+        print(f"\nrlpr train: stopped: {exc}. Saved the last good weights (step {done['step']}) to "
+              f"{checkpoint.checkpoint_dir(out)}", file=sys.stderr)
+        return 1
     finally:
         bar.close()
         samples.close()
@@ -81,7 +90,19 @@ def _write_samples(handle, step: int, rollout, keep: int = 4) -> None:
     handle.flush()
 
 
+def write_config(out: pathlib.Path, config) -> None:
+    """The resolved configuration (preset and flags applied) next to the run, for reproduction.
+    The token is left out."""
+    import dataclasses
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k != "reward_token"}
+    (out / "config.json").write_text(json.dumps(values, indent=2, default=list) + "\n")
+
+
 def run_sft(config: SFTConfig) -> int:
     from trainer.sft import run_supervised
 
+    write_config(pathlib.Path(config.out), config)
     return run_supervised(config)

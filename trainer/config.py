@@ -1,19 +1,37 @@
 """Training configuration: one dataclass per command, validated at start-up.
 
-Field docstrings become `rlpr train --help`. Every check says how to fix the value.
+Field docstrings become `rlpr train --help`. Every check says how to fix the value. A preset
+(`--preset paper`) sets defaults that other flags still override.
 """
 from __future__ import annotations
 
-import os
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from reward_service.errors import ConfigError
+import tyro
+
+from reward_contract.errors import ConfigError
+from reward_contract.settings import parse_pairs
+
+# The authors' arithmetic PPO as their code has it (simple_arithmatic/trl_math.py and gpt_math.py in
+# PadLex/Reinforcement-Learning-from-Explicitly-Programmed-Reward-Signals, on their TRL fork's PPOConfig
+# defaults): GPT-2's 124M configuration over the word-level vocabulary, Adam at TRL's 1.41e-5,
+# batch = mini-batch = 128, 4 epochs, no gradient clipping, one-token answers to the final-sum
+# step, batch entropy over the answer state only. No KL: their reference model is the policy
+# object itself, so the penalty is identically 0. docs/results.md lists every difference.
+PRESETS: dict[str, dict] = {
+    "paper": dict(task="arithmetic", arithmetic_model_size="12x768x12", arithmetic_step="last",
+                  arithmetic_max_new_tokens=1, lr=1.41e-5, batch_size=128, mini_batch_size=128, ppo_epochs=4,
+                  kl_coef="0", max_grad_norm=0.0, clip=0.2, vf_clip=0.2, vf_coef=0.1, gamma=1.0, lam=0.95,
+                  bent_states="last", steps=1024, temperature=1.0),
+}
+Pairs = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
 
 
 def _positive(config, *names: str) -> None:
     for name in names:
-        if getattr(config, name) <= 0:
+        if not getattr(config, name) > 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(config, name)}")
 
 
@@ -27,7 +45,7 @@ class TaskOptions:
     """Causal LM name or path. Empty: the task's default (arithmetic: GPT-2 from scratch;
     sentiment: a tiny word-level GPT-2 built from config; ludii: required)."""
     out: str = "runs/latest"
-    """Run directory: metrics.jsonl, TensorBoard events, curves.png, checkpoints."""
+    """Run directory: metrics.jsonl, TensorBoard events, curves.png, config.json, checkpoints."""
     seed: int = 0
     """Seed for python, torch and the task's sampling."""
     device: str = "auto"
@@ -37,7 +55,9 @@ class TaskOptions:
     arithmetic_step: Literal["last", "random"] = "last"
     """Which step to ask for: the final sum (authors' code) or a random step (paper's text)."""
     arithmetic_model_size: str = "4x128"
-    """Layers x width of the from-scratch GPT-2, e.g. 2x64 for a fast CPU demo."""
+    """LAYERSxWIDTH[xHEADS] of the from-scratch GPT-2, e.g. 2x64 for a fast CPU demo, 12x768x12 for GPT-2 124M."""
+    arithmetic_max_new_tokens: int = 8
+    """Longest answer in tokens (a step has at most 4 terms: 7 tokens and '='); 1 as in the authors' code."""
     sentiment_prompts: str = "shipped"
     """`imdb` (Hugging Face datasets, needs network or a cache), `shipped` (prefixes bundled with rlpr), or a text file."""
     ludii_games: str = "../shared/ludii/games_train.json"
@@ -48,23 +68,38 @@ class TaskOptions:
     """Keep only Ludii FIM samples with at least this fraction of the description masked (0 disables)."""
     ludii_ludeme_tokens: bool = False
     """Add every Ludii ludeme (e.g. `(board`) to the tokenizer as one token."""
+    reward_url: str = ""
+    """grpc://HOST:PORT of `rlpr serve`; empty scores in this process."""
+    reward_token: str = ""
+    """Bearer token of the reward service; empty reads $RLPR_AUTH_TOKEN (the value is never printed)."""
 
     def _check_task(self) -> None:
-        rows, _, width = self.arithmetic_model_size.partition("x")
-        if not (rows.isdigit() and width.isdigit() and int(rows) > 0 and int(width) > 0):
-            raise ConfigError(f"--arithmetic-model-size {self.arithmetic_model_size!r} is not LAYERSxWIDTH, e.g. 4x128")
+        parts = self.arithmetic_model_size.split("x")
+        if not (len(parts) in (2, 3) and all(p.isdigit() and int(p) > 0 for p in parts)):
+            raise ConfigError(f"--arithmetic-model-size {self.arithmetic_model_size!r} is not LAYERSxWIDTH[xHEADS], "
+                              "e.g. 4x128 or 12x768x12")
+        if len(parts) == 3 and int(parts[1]) % int(parts[2]):
+            raise ConfigError(f"--arithmetic-model-size {self.arithmetic_model_size!r}: the heads must divide the width")
         if self.task == "ludii" and not self.model:
             raise ConfigError("--task ludii needs --model (a causal LM name or path, ideally after `rlpr sft --task ludii`)")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"--device {self.device!r} must be auto, cpu or cuda[:N]")
         if not 0 <= self.ludii_min_masked < 1:
             raise ConfigError("--ludii-min-masked must be in [0, 1)")
+        _positive(self, "arithmetic_max_new_tokens")
+        if self.reward_url:
+            from reward_contract.settings import grpc_target
+
+            grpc_target(self.reward_url)
 
 
 @dataclass
 class TrainConfig(TaskOptions):
     """Train a language model on programmed rewards with PPO (the paper), GRPO or RLOO."""
 
+    preset: Literal["none", "paper"] = "none"
+    """`paper`: the authors' arithmetic setup (GPT-2 124M, lr 1.41e-5, batch 128, no KL, one-token answers);
+    other flags override it."""
     algo: Literal["ppo", "grpo", "rloo"] = "ppo"
     """PPO is rlpr's own (value head, GAE, clipping, adaptive KL); GRPO and RLOO are TRL's, with our terms added."""
     steps: int = 100
@@ -82,7 +117,7 @@ class TrainConfig(TaskOptions):
     bent_coef: float = 0.0
     """b_BENT: weight of the batch-entropy bonus (Eq. 2)."""
     bent_states: Literal["all", "last"] = "all"
-    """Batch entropy over every response state (Eq. 2), or the last one only (the authors' code)."""
+    """Batch entropy over every response state (Eq. 2), or only the state that emits each answer (the authors' code)."""
     kl_coef: str = "0"
     """KL penalty against the initial policy: `0` (off, the paper's best runs), a number, or `adaptive`."""
     kl_target: float = 6.0
@@ -104,32 +139,55 @@ class TrainConfig(TaskOptions):
     whiten_advantages: bool = True
     """Normalise advantages over each batch."""
     max_grad_norm: float = 1.0
-    """Gradient-norm clip."""
+    """Gradient-norm clip; 0 turns clipping off (the authors' TRL default)."""
+    max_skipped_updates: int = 5
+    """Stop with a checkpoint after this many non-finite mini-batch updates in a row (each one is skipped)."""
     temperature: float = 1.0
-    """Sampling temperature (top_k=0, top_p=1: pure sampling, as in the paper)."""
+    """Sampling temperature; every learning term uses the same distribution as the sampler."""
+    top_k: int = 0
+    """Sample from the k most likely tokens only (0: off, as in the paper)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold (1: off, as in the paper)."""
     num_generations: int = 8
     """GRPO/RLOO: completions per prompt."""
-    reward_url: str = ""
-    """grpc://HOST:PORT of `rlpr serve`; empty scores in this process."""
-    reward_token: str = os.environ.get("RLPR_AUTH_TOKEN", "")
-    """Bearer token of the reward service (env RLPR_AUTH_TOKEN)."""
     reward_deadline_s: float = 300.0
     """Deadline per reward batch; items not scored in time are masked out."""
     reward: str = ""
     """Override the task's reward, e.g. sentiment_classifier; empty uses the task's default."""
-    reward_option: tuple[str, ...] = ()
-    """Reward options KEY=VALUE, e.g. model=path/to/classifier or lenient=true."""
-    overlap_rewards: bool = True
-    """Generate batch k+1 while batch k is scored (staleness 1)."""
+    reward_option: Pairs = ()
+    """Reward option KEY=VALUE, repeatable: --reward-option model=path/to/classifier --reward-option output=prob."""
+    timeout_reward: float | None = None
+    """Reward for an item whose reward hit its own time limit (a Ludii game too slow to evaluate); unset: masked."""
+    overlap_rewards: Literal["auto", "on", "off"] = "auto"
+    """Generate batch k+1 while batch k is scored (data one policy version old). `auto`: on with --reward-url only."""
     save_every: int = 50
     """Checkpoint every N steps (and at the end)."""
     resume: bool = False
     """Continue from the checkpoint in --out if there is one."""
 
+    @classmethod
+    def defaults_for(cls, argv: list[str]) -> "TrainConfig | None":
+        """The preset a command line names (`--preset paper` or `--preset=paper`), as defaults."""
+        for index, arg in enumerate(argv):
+            name = arg.partition("=")[2] if arg.startswith("--preset=") else (
+                argv[index + 1] if arg == "--preset" and index + 1 < len(argv) else None)
+            if name in PRESETS:
+                return cls(**PRESETS[name], preset=name)
+        return None
+
+    @property
+    def overlap(self) -> bool:
+        return self.overlap_rewards == "on" or (self.overlap_rewards == "auto" and bool(self.reward_url))
+
+    @property
+    def reward_options(self) -> dict[str, str]:
+        return parse_pairs(self.reward_option, "--reward-option")
+
     def __post_init__(self):
         self._check_task()
         _positive(self, "steps", "batch_size", "mini_batch_size", "ppo_epochs", "lr", "clip", "temperature",
-                  "num_generations", "reward_deadline_s", "save_every", "kl_target", "kl_horizon")
+                  "num_generations", "reward_deadline_s", "save_every", "kl_target", "kl_horizon", "top_p",
+                  "max_skipped_updates")
         if self.batch_size % self.mini_batch_size:
             raise ConfigError(f"--mini-batch-size {self.mini_batch_size} must divide --batch-size {self.batch_size}")
         if self.algo != "ppo" and self.batch_size % self.num_generations:
@@ -138,7 +196,7 @@ class TrainConfig(TaskOptions):
             raise ConfigError("--ent-coef and --bent-coef are bonuses and must be >= 0")
         if self.kl_coef != "adaptive":
             try:
-                if float(self.kl_coef) < 0:
+                if not float(self.kl_coef) >= 0:
                     raise ValueError
             except ValueError:
                 raise ConfigError(f"--kl-coef {self.kl_coef!r} must be 0, a positive number, or 'adaptive'") from None
@@ -146,11 +204,11 @@ class TrainConfig(TaskOptions):
             raise ConfigError(f"--dual-clip must be 0 (off) or > 1, got {self.dual_clip}")
         if not 0 <= self.lam <= 1 or not 0 <= self.gamma <= 1:
             raise ConfigError("--lam and --gamma must be in [0, 1]")
-        for pair in self.reward_option:
-            if "=" not in pair:
-                raise ConfigError(f"--reward-option {pair!r} is not KEY=VALUE")
-        if self.reward_url and not self.reward_url.startswith("grpc://"):
-            raise ConfigError(f"--reward-url {self.reward_url!r} must look like grpc://HOST:PORT")
+        if self.max_grad_norm < 0 or self.top_k < 0 or self.top_p > 1:
+            raise ConfigError("--max-grad-norm and --top-k must be >= 0, and --top-p in (0, 1]")
+        if self.timeout_reward is not None and not math.isfinite(self.timeout_reward):
+            raise ConfigError(f"--timeout-reward must be a finite number, got {self.timeout_reward}")
+        self.reward_options  # noqa: B018 - validate the pairs now, not at the first batch
 
 
 @dataclass
@@ -164,8 +222,6 @@ class SFTConfig(TaskOptions):
     eval_every: int = 50
     """Validation loss (and, for arithmetic, reward) every N steps."""
     eval_batches: int = 4
-    reward_url: str = ""
-    """Where validation rewards are scored; empty scores in this process."""
 
     def __post_init__(self):
         self._check_task()

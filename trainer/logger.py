@@ -6,7 +6,8 @@ import math
 import pathlib
 
 CURVES = ["reward/mean", "val/loss", "loss/lm", "entropy/token", "entropy/batch", "loss/total", "loss/policy", "loss/value",
-          "loss/entropy", "loss/batch_entropy", "kl/mean", "response/distinct", "response/top_share", "reward/failed_items"]
+          "loss/entropy", "loss/batch_entropy", "kl/mean", "policy/approx_kl", "response/distinct", "response/top_share",
+          "reward/failed_items", "train/skipped_updates"]
 
 
 class MetricsLogger:
@@ -23,11 +24,13 @@ class MetricsLogger:
             self._tb = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-        self._file.write(json.dumps({"step": step, **clean}) + "\n")
+        """One JSON line per step. NaN and inf are written as they are (JSON NaN / Infinity): a
+        metric that went non-finite must show, not vanish."""
+        values = {k: float(v) for k, v in metrics.items() if v is not None}
+        self._file.write(json.dumps({"step": step, **values}) + "\n")
         self._file.flush()
         if self._tb is not None:
-            for key, value in clean.items():
+            for key, value in values.items():
                 self._tb.add_scalar(key, value, step)
 
     def close(self, title: str = "") -> pathlib.Path | None:
@@ -56,9 +59,9 @@ def plot_metrics(path: pathlib.Path, png: pathlib.Path, title: str = "", keys=CU
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows), squeeze=False)
     for ax, key in zip(axes.flat, present):
         points = [(r["step"], r[key]) for r in rows if key in r]
-        ax.plot(*zip(*points), lw=1.2)
-        values = sorted(abs(v) for _, v in points)
-        if values[-1] > 100 * max(values[len(values) // 2], 1e-9):
+        ax.plot(*zip(*points), lw=1.2)  # NaN leaves a gap
+        values = sorted(abs(v) for _, v in points if math.isfinite(v))
+        if values and values[-1] > 100 * max(values[len(values) // 2], 1e-9):
             ax.set_yscale("symlog", linthresh=max(values[len(values) // 2], 1e-6))  # rare spikes stay readable
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)

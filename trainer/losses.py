@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+LOG_RATIO_LIMIT = 20.0
+
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the entries where mask is 1 (0 if there are none)."""
@@ -22,9 +24,11 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Per-state entropy -sum_a p log p, [..., V] -> [...]."""
+    """Per-state entropy -sum_a p log p, [..., V] -> [...]. Tokens outside the support (-inf logits)
+    contribute 0, with a zero gradient (p * log p would give 0 * -inf = NaN)."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
-    return -(log_probs.exp() * log_probs).sum(-1)
+    finite_log_probs = log_probs.masked_fill(torch.isinf(log_probs), 0.0)
+    return -(log_probs.exp() * finite_log_probs).sum(-1)
 
 
 def token_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -68,31 +72,30 @@ class _BatchEntropy(torch.autograd.Function):
         return grad, None, None
 
 
-def last_token_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Keep only the last masked position of each row (the authors' code used these states only)."""
+def answer_state_mask(mask: torch.Tensor, is_stop: torch.Tensor) -> torch.Tensor:
+    """Per row, only the last response state that emits a non-stop token: the state whose next
+    token is the (last token of the) answer. The authors' code took the batch entropy over this
+    state alone (their answers were one token). Rows whose response is only a stop token keep none."""
+    candidates = mask.bool() & ~is_stop.bool()
     positions = torch.arange(mask.shape[-1], device=mask.device).expand_as(mask)
-    last = torch.where(mask.bool(), positions, -1).max(dim=-1).values
+    last = torch.where(candidates, positions, -1).max(dim=-1).values
     keep = torch.zeros_like(mask)
     rows = (last >= 0).nonzero().squeeze(-1)
     keep[rows, last[rows]] = 1
     return keep
 
 
-def batch_entropy(logits: torch.Tensor, mask: torch.Tensor, states: str = "all", chunk: int = 1024) -> torch.Tensor:
+def batch_entropy(logits: torch.Tensor, mask: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Eq. 2 without the coefficient: -sum_a pbar(a) log pbar(a), pbar = mean over masked states of p(.|s_t).
 
-    logits [B,T,V] and mask [B,T] -> scalar. `states="last"` averages only each sequence's last
-    response state, as the paper authors' code did. It equals the entropy of the mean
-    distribution, so it is >= the mean per-state entropy (concavity of entropy).
+    logits [B,T,V] and mask [B,T] -> scalar. It equals the entropy of the mean distribution, so it
+    is >= the mean per-state entropy (concavity of entropy). Pass `answer_state_mask(...)` as the
+    mask for the authors' variant over the answer state only.
     """
-    if states == "last":
-        mask = last_token_mask(mask)
-    elif states != "all":
-        raise ValueError(f"states must be 'all' or 'last', got {states!r}")
     weights = mask.reshape(-1).to(torch.promote_types(logits.dtype, torch.float32))
     total = weights.sum()
     if total <= 0:
-        return logits.sum() * 0.0
+        return logits.nan_to_num(0.0).sum() * 0.0
     return _BatchEntropy.apply(logits.reshape(-1, logits.shape[-1]), weights / total, chunk)
 
 
@@ -105,8 +108,9 @@ def clipped_policy_loss(
     For a negative advantage the surrogate grows with the ratio without bound; a token the
     behaviour policy almost never chose can then dominate a batch. `dual_clip` > 1 caps it at
     -dual_clip * advantage (dual-clip PPO, Ye et al. 2020); 0 keeps plain PPO.
+    The log-ratio is clamped before `exp`, so one extreme token cannot overflow the loss to inf.
     """
-    ratio = torch.exp(logprobs - old_logprobs)
+    ratio = torch.exp(log_ratio(logprobs, old_logprobs))
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
     per_token = torch.maximum(unclipped, clipped)
@@ -115,6 +119,11 @@ def clipped_policy_loss(
     loss = masked_mean(per_token, mask)
     clip_fraction = masked_mean((clipped > unclipped).float(), mask)
     return loss, clip_fraction
+
+
+def log_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor) -> torch.Tensor:
+    """log(pi/pi_old), clamped to +-LOG_RATIO_LIMIT (e^20 ~ 5e8 is already far outside any clip range)."""
+    return torch.clamp(logprobs - old_logprobs, -LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
 
 
 def clipped_value_loss(

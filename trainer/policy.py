@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainer.sampling import SamplingDistribution, log_probs_of
+
 
 class PolicyWithValue(nn.Module):
     """A causal LM plus a scalar value head on its last hidden state (shared backbone, RLHF style)."""
@@ -24,16 +26,29 @@ class PolicyWithValue(nn.Module):
         return out.logits, values.float()
 
 
+def disable_dropout(model: nn.Module) -> None:
+    """Dropout off in every pass: the rollout and the update then see the same policy, so the
+    first PPO ratio is 1 (TRL does the same)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that ignore left padding, matching what `generate` uses."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def response_logprobs(logits: torch.Tensor, tokens: torch.Tensor, prompt_len: int, temperature: float):
-    """Logits over the full sequence -> (response logits [B,R,V], logprobs of the taken tokens [B,R])."""
-    response_logits = logits[:, prompt_len - 1 : -1].float() / temperature
-    logprobs = torch.log_softmax(response_logits, dim=-1).gather(-1, tokens[:, prompt_len:, None]).squeeze(-1)
-    return response_logits, logprobs
+def response_logprobs(logits: torch.Tensor, tokens: torch.Tensor, prompt_len: int,
+                      distribution: SamplingDistribution, response_mask: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-sequence logits -> (the sampler's response logits [B,R,V], log-probs of the taken tokens [B,R]).
+
+    Log-probs are 0 where `response_mask` is 0: the padding after a stop token is a banned token,
+    whose log-prob is -inf, and -inf - -inf would turn every masked mean (and its gradient) into NaN."""
+    response_logits = distribution.logits(logits[:, prompt_len - 1 : -1])
+    logprobs = log_probs_of(response_logits, tokens[:, prompt_len:])
+    return response_logits, torch.where(response_mask.bool(), logprobs, torch.zeros_like(logprobs))
 
 
 @dataclass
@@ -41,24 +56,41 @@ class Generation:
     sequences: torch.Tensor  # [B, P+R] prompt (left-padded) then response
     attention_mask: torch.Tensor  # [B, P+R]
     response_mask: torch.Tensor  # [B, R]: 1 up to and including the first stop token
+    is_stop: torch.Tensor  # [B, R]: the response token is a stop token
     prompt_len: int
+    scores: tuple[torch.Tensor, ...] | None = None  # per step [B, V]: the logits generate sampled from
+
+
+def sampling_distribution(tokenizer, stop_ids: list[int], min_new_tokens: int, temperature: float,
+                          top_k: int = 0, top_p: float = 1.0) -> SamplingDistribution:
+    banned = sorted(i for i in {tokenizer.pad_token_id, tokenizer.unk_token_id} if i is not None and i not in stop_ids)
+    return SamplingDistribution(temperature, tuple(banned), tuple(stop_ids), min_new_tokens, top_k, top_p)
 
 
 @torch.no_grad()
-def generate(lm, tokenizer, prompts: list[str], stop_ids: list[int], max_new_tokens: int, min_new_tokens: int,
-             temperature: float, device) -> Generation:
+def generate(lm, tokenizer, prompts: list[str], distribution: SamplingDistribution, max_new_tokens: int, device,
+             keep_scores: bool = False) -> Generation:
+    """Sample completions from exactly `distribution` (generate's own warpers are all off)."""
+    from transformers import GenerationConfig, LogitsProcessorList
+
     batch = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
-    banned = [i for i in {tokenizer.pad_token_id, tokenizer.unk_token_id} if i is not None and i not in stop_ids]
-    sequences = lm.generate(
-        **batch, do_sample=True, top_k=0, top_p=1.0, temperature=temperature, max_new_tokens=max_new_tokens,
-        min_new_tokens=min_new_tokens, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id,
-        suppress_tokens=banned or None,
-    )
     prompt_len = batch["input_ids"].shape[1]
-    response = sequences[:, prompt_len:]
-    is_stop = torch.isin(response, torch.tensor(stop_ids, device=response.device))
+    config = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
+                              eos_token_id=list(distribution.stop_ids), pad_token_id=tokenizer.pad_token_id,
+                              output_scores=keep_scores, return_dict_in_generate=True)
+    out = lm.generate(**batch, generation_config=config,
+                      logits_processor=LogitsProcessorList([distribution.processor(prompt_len)]))
+    response = out.sequences[:, prompt_len:]
+    is_stop = torch.isin(response, torch.tensor(distribution.stop_ids, device=response.device))
     # Everything after the first stop token is padding added by generate.
     after_stop = (is_stop.long().cumsum(-1) - is_stop.long()) > 0
     response_mask = (~after_stop).long()
     attention_mask = torch.cat([batch["attention_mask"], response_mask], dim=1)
-    return Generation(sequences, attention_mask, response_mask, prompt_len)
+    return Generation(out.sequences, attention_mask, response_mask, is_stop & ~after_stop, prompt_len,
+                      out.scores if keep_scores else None)
+
+
+def decode_completions(tokenizer, gen: Generation, clean) -> list[str]:
+    """What the reward sees: each response up to its first stop token, decoded, then cleaned by the task."""
+    tokens = gen.sequences[:, gen.prompt_len:] * gen.response_mask + tokenizer.pad_token_id * (1 - gen.response_mask)
+    return [clean(text) for text in tokenizer.batch_decode(tokens, skip_special_tokens=True)]

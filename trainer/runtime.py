@@ -11,7 +11,7 @@ def pick_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from reward_service.errors import ConfigError
+        from reward_contract.errors import ConfigError
 
         raise ConfigError(f"--device {spec} asked for CUDA, but torch sees no GPU; use --device cpu or auto")
     return device

@@ -12,10 +12,10 @@ import random
 import torch
 from tqdm import tqdm
 
-from reward_service.client import make_client
-from reward_service.types import RewardItem
+from reward_contract.client import make_client
+from reward_contract.types import RewardItem
 from trainer.logger import MetricsLogger
-from trainer.policy import generate, position_ids
+from trainer.policy import decode_completions, generate, position_ids, sampling_distribution
 from trainer.runtime import autocast_dtype, pick_device, seed_everything
 from trainer.tasks import load_task
 
@@ -52,10 +52,10 @@ def evaluate(lm, tokenizer, task, val_pairs, val_prompts, client, device) -> dic
     lm.eval()
     losses = [lm_loss(lm, *encode(tokenizer, val_pairs[i:i + 32], device)).item() for i in range(0, len(val_pairs), 32)]
     metrics = {"val/loss": sum(losses) / len(losses)}
-    gen = generate(lm, tokenizer, [p.text for p in val_prompts], task.stop_token_ids(tokenizer), task.max_new_tokens,
-                   task.min_new_tokens, 1.0, device)
-    texts = tokenizer.batch_decode(gen.sequences[:, gen.prompt_len:] * gen.response_mask, skip_special_tokens=True)
-    items = [RewardItem(str(i), p.text, task.clean(t), dict(p.reference)) for i, (p, t) in enumerate(zip(val_prompts, texts))]
+    distribution = sampling_distribution(tokenizer, task.stop_token_ids(tokenizer), task.min_new_tokens, 1.0)
+    gen = generate(lm, tokenizer, [p.text for p in val_prompts], distribution, task.max_new_tokens, device)
+    completions = decode_completions(tokenizer, gen, task.clean)
+    items = [RewardItem(str(i), p.text, c, dict(p.reference)) for i, (p, c) in enumerate(zip(val_prompts, completions))]
     results = client.score(task.reward, items, dict(task.reward_options))
     ok = [r.reward for r in results if r.ok]
     metrics["reward/mean"] = sum(ok) / len(ok) if ok else float("nan")
@@ -72,7 +72,7 @@ def run_supervised(config) -> int:
     val_rng = random.Random(config.seed + 1)
     val_pairs = task.supervised_texts(config.eval_batches * config.batch_size, val_rng, "validation")
     val_prompts = task.prompts(config.eval_batches * config.batch_size, val_rng)
-    client = make_client(config.reward_url)
+    client = make_client(config.reward_url, config.reward_token)
     out = pathlib.Path(config.out)
     logger = MetricsLogger(out)
     dtype = autocast_dtype(device, config.bf16)

@@ -1,29 +1,53 @@
 """GRPO and RLOO from TRL, with the paper's batch entropy (and, for RLOO, token entropy) added.
 
-TRL computes per-token log-probs through a fused LM head that never materialises the
-distribution, so batch entropy cannot be read from it. When a distribution-level term is
-on, we run the plain forward for the training pass, compute log-probs and entropies from
-the full logits, and add the terms to TRL's loss. Rewards come from the reward service
-through `reward_funcs`; items whose reward failed are masked out of the loss.
+TRL is used through its public extension points: rewards come from the reward service as a
+`reward_funcs` entry (reward_contract.integrations.trl), our loss terms are added in
+`compute_loss` and logged in `log`, the stop tokens reach TRL through the model's generation
+config, and dropout is off through `disable_dropout`. One hook is private, because TRL offers
+none for it; `BatchEntropyMixin` documents it and tests/test_trl_and_sft.py fails loudly if TRL
+changes it.
+
+Sampling and learning use one distribution: TRL samples at the configured temperature with no
+token bans, and computes log-probs from the same temperature-scaled logits; our terms do too.
+An item whose reward failed gets None: TRL leaves it out of its group's baseline and gives it
+no advantage.
 """
 from __future__ import annotations
 
 import pathlib
+from collections import defaultdict
 
 import torch
 
+from reward_contract.errors import ConfigError
+from reward_contract.integrations.trl import RlprReward
 from trainer import losses
+from trainer.policy import position_ids
 from trainer.ppo import diversity
+from trainer.sampling import log_probs_of
+
+PRIVATE_HOOK = "_get_per_token_logps_and_entropies"
 
 
-class EntropyTermsMixin:
-    """Adds -bent_coef * H_batch (and -extra_ent_coef * H_token) to a TRL trainer's loss."""
+class BatchEntropyMixin:
+    """Adds -bent_coef * H_batch (and -extra_ent_coef * H_token) to a TRL trainer's loss.
+
+    The one private override is `_get_per_token_logps_and_entropies`: TRL computes log-probs
+    through a fused LM head that never materialises p(.|s), so batch entropy cannot be read from
+    it. While training with one of our terms on, this runs the plain forward (with position ids
+    that ignore left padding, as generation uses), takes log-probs and entropies from the full
+    logits, and keeps the terms for `compute_loss` to add.
+    """
 
     bent_coef: float = 0.0
     bent_states: str = "all"
     extra_ent_coef: float = 0.0  # for trainers without TRL's own entropy_coef (RLOO)
-    _terms: dict | None = None
-    _valid_rows: list[bool] | None = None
+    stop_ids: tuple[int, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._terms = None
+        self._ours: dict[str, list[float]] = defaultdict(list)
 
     def _needs_distribution(self) -> bool:
         return self.bent_coef > 0 or self.extra_ent_coef > 0
@@ -33,52 +57,45 @@ class EntropyTermsMixin:
         if not (compute_entropy and model.training and self._needs_distribution()):
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-        logits = logits[:, -logits_to_keep - 1 : -1].float() / self.temperature
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       position_ids=position_ids(attention_mask)).logits
+        logits = logits[:, -logits_to_keep - 1: -1].float() / self.args.temperature
         tokens = input_ids[:, -logits_to_keep:]
-        logps = torch.log_softmax(logits, dim=-1).gather(-1, tokens[..., None]).squeeze(-1)
         mask = attention_mask[:, -logits_to_keep:]
-        self._terms = {"batch": losses.batch_entropy(logits, mask, self.bent_states),
-                       "token": losses.token_entropy(logits, mask)}
-        return logps, losses.entropy_from_logits(logits), None
+        state_mask = mask
+        if self.bent_states == "last":
+            is_stop = torch.isin(tokens, torch.tensor(self.stop_ids, device=tokens.device))
+            state_mask = losses.answer_state_mask(mask, is_stop)
+        self._terms = {"batch": losses.batch_entropy(logits, state_mask), "token": losses.token_entropy(logits, mask)}
+        return log_probs_of(logits, tokens), losses.entropy_from_logits(logits), None
 
-    def _compute_loss(self, model, inputs):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self._terms = None
-        loss = super()._compute_loss(model, inputs)
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self._terms is None:
             return loss
-        mode = "train" if self.model.training else "eval"
-        scale = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-        loss = loss - (self.bent_coef * self._terms["batch"] + self.extra_ent_coef * self._terms["token"]) / scale
-        self._metrics[mode]["entropy/batch"].append(self._terms["batch"].item())
-        self._metrics[mode]["loss/batch_entropy"].append(-self.bent_coef * self._terms["batch"].item())
-        return loss
+        # TRL divides its training loss by the accumulation steps; our terms follow it.
+        scale = self.current_gradient_accumulation_steps if model.training else 1.0
+        batch, token = self._terms["batch"], self._terms["token"]
+        self._ours["entropy/batch"].append(batch.item())
+        self._ours["loss/batch_entropy"].append(-self.bent_coef * batch.item())
+        return loss - (self.bent_coef * batch + self.extra_ent_coef * token) / scale
 
-    def _generate_and_score_completions(self, inputs):
-        self._valid_rows = None
-        output = super()._generate_and_score_completions(inputs)
-        if self._valid_rows is not None:
-            valid = torch.tensor(self._valid_rows, device=output["completion_mask"].device)
-            output["completion_mask"] = output["completion_mask"] * valid[:, None].to(output["completion_mask"].dtype)
-            self._metrics["train"]["reward/failed_items"].append(float((~valid).sum()))
-        return output
+    def log(self, logs, start_time=None):
+        for key, values in self._ours.items():
+            if values:
+                logs[key] = sum(values) / len(values)
+        self._ours.clear()
+        super().log(logs, start_time)
 
 
-def _reward_func(trainer_ref: dict, scorer, task, reference_keys: list[str]):
-    """A TRL reward function backed by the reward service; failed items become None and are masked."""
-    from trainer.tasks.base import Prompt
+class TrainerReward(RlprReward):
+    """The service-backed reward, also logging how varied each batch is (like PPO)."""
 
-    def programmed_reward(prompts, completions, **columns):
-        references = [{k: str(columns[k][i]) for k in reference_keys} for i in range(len(prompts))]
-        cleaned = [task.clean(c if isinstance(c, str) else c[-1]["content"]) for c in completions]
-        scores = scorer.score([Prompt(p, r) for p, r in zip(prompts, references)], cleaned)
-        trainer = trainer_ref["trainer"]
-        trainer._valid_rows = list(scores.valid)
-        for key, value in diversity(cleaned).items():
-            trainer._metrics["train"][key].append(value)
-        return [r if ok else None for r, ok in zip(scores.rewards, scores.valid)]
-
-    return programmed_reward
+    def after_batch(self, texts, results, log_metric):
+        if log_metric:
+            for key, value in diversity(texts).items():
+                log_metric(key, value)
 
 
 def _dataset(task, config, rng):
@@ -89,45 +106,60 @@ def _dataset(task, config, rng):
     return Dataset.from_list([{"prompt": p.text, **dict(p.reference)} for p in prompts])
 
 
-def run_trl(config, out: pathlib.Path, rng) -> int:
+def build_trainer(config, out: pathlib.Path, rng):
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
-    from trainer.rewards import make_scorer
     from trainer.runtime import autocast_dtype, pick_device
     from trainer.tasks import load_task
 
+    if config.top_k or config.top_p < 1.0:
+        raise ConfigError("--top-k/--top-p work with --algo ppo only: TRL computes log-probs from the "
+                          "temperature-scaled distribution, so GRPO/RLOO would learn from one they do not sample")
     task, tokenizer, lm = load_task(config)
     device = pick_device(config.device)
-    scorer = make_scorer(config, task)
-    trainer_ref: dict = {}
+    stop_ids = task.stop_token_ids(tokenizer)
+    # TRL builds the completion mask from the model's generation config: no token after a stop is trained.
+    lm.generation_config.eos_token_id = stop_ids
+    lm.generation_config.pad_token_id = tokenizer.pad_token_id
     common = dict(
         output_dir=str(out), max_steps=config.steps, learning_rate=config.lr, seed=config.seed,
         per_device_train_batch_size=config.batch_size, num_generations=config.num_generations,
         max_completion_length=task.max_new_tokens, temperature=config.temperature, top_k=0, top_p=1.0,
         beta=0.0 if config.kl_coef in ("0", "adaptive") else float(config.kl_coef), logging_steps=1,
         save_steps=config.save_every, report_to=["tensorboard"], use_cpu=device.type == "cpu",
-        bf16=autocast_dtype(device, config.bf16) is not None, max_grad_norm=config.max_grad_norm,
-        generation_kwargs={"eos_token_id": task.stop_token_ids(tokenizer)}, lr_scheduler_type="constant",
+        bf16=autocast_dtype(device, config.bf16) is not None, max_grad_norm=config.max_grad_norm or None,
+        lr_scheduler_type="constant", disable_dropout=True,
     )
     if config.algo == "grpo":
-        args, trainer_cls = GRPOConfig(**common, entropy_coef=config.ent_coef), type(
-            "RegularisedGRPO", (EntropyTermsMixin, GRPOTrainer), {})
+        args, base = GRPOConfig(**common, entropy_coef=config.ent_coef), GRPOTrainer
     else:
-        args, trainer_cls = RLOOConfig(**common), type("RegularisedRLOO", (EntropyTermsMixin, RLOOTrainer), {})
+        args, base = RLOOConfig(**common), RLOOTrainer
+    trainer_class = type(f"Regularised{base.__name__}", (BatchEntropyMixin, base), {})
     dataset = _dataset(task, config, rng)
-    reward_func = _reward_func(trainer_ref, scorer, task, [c for c in dataset.column_names if c != "prompt"])
-    trainer = trainer_cls(model=lm, reward_funcs=[reward_func], args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
-    trainer.bent_coef, trainer.bent_states = config.bent_coef, config.bent_states
+    options = dict(task.reward_options) if (config.reward or task.reward) == task.reward else {}
+    reward = TrainerReward(config.reward or task.reward, config.reward_url, config.reward_token,
+                           options | config.reward_options, config.reward_deadline_s,
+                           [c for c in dataset.column_names if c != "prompt"], task.clean, config.timeout_reward)
+    trainer = trainer_class(model=lm, reward_funcs=[reward], args=args, train_dataset=dataset,
+                            processing_class=tokenizer)
+    trainer.bent_coef, trainer.bent_states, trainer.stop_ids = config.bent_coef, config.bent_states, tuple(stop_ids)
     trainer.extra_ent_coef = config.ent_coef if config.algo == "rloo" else 0.0
-    trainer_ref["trainer"] = trainer
+    return trainer, reward
+
+
+def run_trl(config, out: pathlib.Path, rng) -> int:
+    trainer, reward = build_trainer(config, out, rng)
     try:
         trainer.train(resume_from_checkpoint=config.resume or None)
     finally:
-        scorer.close()
+        reward.close()
     _export_log(trainer, out, config)
     trainer.save_model(str(out / "checkpoint"))
     return 0
+
+
+_TRL_NAMES = {"reward": "reward/mean", "entropy": "entropy/token", "rlpr/failed_items": "reward/failed_items",
+              "rlpr/unavailable": "reward/unavailable"}
 
 
 def _export_log(trainer, out: pathlib.Path, config) -> None:
@@ -138,7 +170,6 @@ def _export_log(trainer, out: pathlib.Path, config) -> None:
     for row in trainer.state.log_history:
         if "step" not in row:
             continue
-        renamed = {("reward/mean" if k == "reward" else "entropy/token" if k == "entropy" else k): v
-                   for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
+        renamed = {_TRL_NAMES.get(k, k): v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
         logger.log(int(row["step"]), renamed)
     logger.close(f"{config.algo.upper()} {config.task}: ent={config.ent_coef} bent={config.bent_coef}")

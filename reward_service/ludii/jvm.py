@@ -1,9 +1,14 @@
 """One JVM per process, through JPype, started once and never forked.
 
-A JVM does not survive `fork`: the child gets the memory but not the JVM's threads.
-So the worker starts it once, before any job, and every call checks it is still in the
-process that started it. The project's Java helpers are compiled here with `javac`
-(against the Ludii jar when one is given) and cached by content.
+A JVM does not survive `fork`: the child gets the memory but not the JVM's threads. The
+Ludii engine therefore hosts its JVM in a spawned child process (reward_service/ludii/host.py)
+that starts it once, and every call checks it is still in the process that started it. The
+project's Java helpers are compiled here with `javac` (against the Ludii jar when one is
+given) and cached by content.
+
+Each JVM is held to `RLPR_JVM_PROCESSORS` cores (default 1): with N workers on N cores, a
+JVM that believes it owns the whole machine runs JIT and GC threads that steal from the
+other workers. The serial collector and the smallest compiler thread count follow from it.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import threading
 JAVA_SOURCES = pathlib.Path(__file__).parent / "java"
 CACHE = pathlib.Path(os.environ.get("RLPR_CACHE", pathlib.Path.home() / ".cache" / "rlpr")) / "java"
 DEFAULT_HEAP = os.environ.get("RLPR_JVM_HEAP", "2g")
+PROCESSORS = os.environ.get("RLPR_JVM_PROCESSORS", "1")
 
 _lock = threading.Lock()
 _state: dict = {"pid": None, "classpath": None, "forked": False}
@@ -75,9 +81,15 @@ def start(classpath: list[str], heap: str = DEFAULT_HEAP) -> None:
                 raise JvmError(f"the JVM already runs with classpath {_state['classpath']}; it cannot change")
             check()
             return
-        jpype.startJVM(f"-Xmx{heap}", "-Xss16m", "-Djava.awt.headless=true", classpath=classpath,
-                       convertStrings=True)
+        jpype.startJVM(*jvm_options(heap), classpath=classpath, convertStrings=True)
         _state.update(pid=os.getpid(), classpath=list(classpath), forked=False)
+
+
+def jvm_options(heap: str) -> list[str]:
+    options = [f"-Xmx{heap}", "-Xss16m", "-Djava.awt.headless=true", "-XX:+UseSerialGC"]
+    if PROCESSORS:
+        options.append(f"-XX:ActiveProcessorCount={PROCESSORS}")
+    return options
 
 
 def check() -> None:

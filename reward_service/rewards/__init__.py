@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from reward_service.errors import UnknownReward
+from reward_contract.errors import UnknownReward
 from reward_service.rewards import arithmetic, ludii, sentiment_classifier, sentiment_vader
 from reward_service.rewards.base import RewardSpec
 
@@ -24,6 +24,7 @@ REGISTRY: dict[str, RewardSpec] = {
             queue="arithmetic",
             chunk_size=128,
             job_timeout_s=60,
+            label_field="previous",
         ),
         RewardSpec(
             name="sentiment_vader",
@@ -50,7 +51,8 @@ REGISTRY: dict[str, RewardSpec] = {
             options_type=ludii.LudiiOptions,
             queue="ludii",
             chunk_size=1,
-            job_timeout_s=600,
+            job_timeout_s=ludii.MAX_TIME_LIMIT_S + 60,
+            max_inflight_items=1024,
             # The same game reached from different FIM prompts is evaluated once.
             cache_identity=lambda item: (ludii.game_text(item),),
         ),

@@ -14,8 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from reward_service.errors import InvalidItem
-from reward_service.types import RewardItem, RewardResult
+from reward_contract.types import RewardItem
+from reward_service.rewards.base import InvalidItem, RewardResult
 
 # Terms of at most 30 digits: absurd numbers are refused rather than summed.
 _SUM = re.compile(r"\s*\d{1,30}(?:\s*\+\s*\d{1,30})*\s*", re.ASCII)

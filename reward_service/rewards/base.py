@@ -1,19 +1,74 @@
 """The contract every reward module follows.
 
 A reward module exposes an options dataclass and one function
-`score(item: RewardItem, options: <Options>) -> RewardResult`. Bad items raise
-`InvalidItem`; anything else raised is a reward error. Both are turned into a
-per-item status by `scoring.score_items`, never into a failed batch.
+`score(item: RewardItem, options: <Options>) -> RewardResult`. A bad item raises
+`InvalidItem`; a reward whose own time limit passed raises `TimeLimitExceeded`; anything
+else raised is a reward error. `core.scoring.score_items` turns each into a per-item
+status, never into a failed batch.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from reward_service.errors import InvalidArgument
-from reward_service.types import RewardItem, RewardResult
+from reward_contract.errors import InvalidArgument
+from reward_contract.types import RewardItem, RewardKind
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    """What every reward function returns: the reward and why."""
+
+    reward: float
+    components: Mapping[str, float] = field(default_factory=dict)
+    detail: str = ""  # human-readable why, e.g. Ludii's compiler message
+
+
+class InvalidItem(Exception):
+    """The item cannot be scored (a missing or malformed reference field): status `invalid`."""
+
+
+class TimeLimitExceeded(Exception):
+    """The reward's own per-item time limit passed: status `time_limit`, with the partial work."""
+
+    def __init__(self, message: str, components: Mapping[str, float] | None = None):
+        super().__init__(message)
+        self.components = dict(components or {})
+
+
+class RequestExpired(Exception):
+    """The request's deadline passed, or it was withdrawn, while this item was being scored: status `timeout`."""
+
+
+@dataclass(frozen=True)
+class WorkLimits:
+    """The request a reward is scoring for: long rewards (Ludii) stop at its deadline or when it is
+    withdrawn. `core.scoring.score_items` sets it; `work_limits()` reads it."""
+
+    deadline: float = math.inf  # a time.time() instant, meaningful in every process
+    cancelled: Callable[[], bool] = lambda: False
+
+
+_work_limits: contextvars.ContextVar[WorkLimits] = contextvars.ContextVar("rlpr_work_limits", default=WorkLimits())
+
+
+def work_limits() -> WorkLimits:
+    return _work_limits.get()
+
+
+@contextlib.contextmanager
+def scoring_for(limits: WorkLimits):
+    """Make `limits` what `work_limits()` returns inside this block."""
+    token = _work_limits.set(limits)
+    try:
+        yield
+    finally:
+        _work_limits.reset(token)
 
 
 @dataclass(frozen=True)
@@ -29,55 +84,73 @@ class RewardSpec:
     job_timeout_s: int  # RQ job timeout for one chunk
     # What decides the reward, for the result cache; None means every field of the item.
     cache_identity: Callable[[RewardItem], tuple] | None = None
+    label_field: str = ""  # the reference field a bare label (OpenRLHF, verl) fills
+    max_inflight_items: int = 100_000  # per API process; more is refused with RESOURCE_EXHAUSTED
 
-    def parse_options(self, raw: Mapping[str, str] | None) -> Any:
+    def options(self, raw: Mapping[str, object] | None) -> Any:
+        """The typed options dataclass from strings (gRPC, CLI) or JSON scalars (REST)."""
         return parse_options(self.options_type, raw or {}, self.name)
 
-    def option_docs(self) -> dict[str, str]:
-        """Option name -> 'type (default: x)'."""
-        docs = {}
-        for f in dataclasses.fields(self.options_type):
-            docs[f.name] = f"{_type_name(f.type)} (default: {f.default!r})"
-        return docs
+    def kind(self) -> RewardKind:
+        hints = typing.get_type_hints(self.options_type)
+        docs = {f.name: f"{_type_name(hints[f.name])} (default: {f.default!r})"
+                for f in dataclasses.fields(self.options_type)}
+        return RewardKind(self.name, self.description, self.queue, docs, self.label_field)
 
 
 def _type_name(tp: Any) -> str:
-    return tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+    return getattr(tp, "__name__", str(tp))
 
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _convert(value: str, type_name: str, key: str, reward: str) -> Any:
-    text = str(value).strip()
-    try:
-        if type_name == "bool":
-            if text.lower() in _TRUE:
-                return True
-            if text.lower() in _FALSE:
-                return False
-            raise ValueError("expected true/false")
-        if type_name == "int":
-            return int(text)
-        if type_name == "float":
-            number = float(text)
-            if not math.isfinite(number):
-                raise ValueError("must be finite")
-            return number
-        return text
-    except ValueError as exc:
-        raise InvalidArgument(f"option {key!r} of reward {reward!r}: {value!r} is not a valid {type_name} ({exc})")
+def _convert(value: object, tp: type) -> Any:
+    """One option value -> `tp`. Strings are parsed; JSON scalars must already have the right type
+    (a JSON bool is a bool, never an int)."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError("expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return int(value.strip())
+        raise ValueError("expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            number = float(value.strip())
+        else:
+            raise ValueError("expected a number")
+        if not math.isfinite(number):
+            raise ValueError("must be finite")
+        return number
+    if isinstance(value, str):
+        return value
+    raise ValueError("expected a string")
 
 
-def parse_options(options_type: type, raw: Mapping[str, str], reward: str) -> Any:
-    """Build the options dataclass from string key/values, rejecting unknown keys."""
-    fields = {f.name: f for f in dataclasses.fields(options_type)}
-    unknown = sorted(set(raw) - set(fields))
+def parse_options(options_type: type, raw: Mapping[str, object], reward: str) -> Any:
+    """Build the options dataclass, naming the option and the fix in every error."""
+    hints = typing.get_type_hints(options_type)
+    fields = {f.name for f in dataclasses.fields(options_type)}
+    unknown = sorted(set(raw) - fields)
     if unknown:
         valid = ", ".join(sorted(fields)) or "(none)"
         raise InvalidArgument(f"unknown option(s) {unknown} for reward {reward!r}; valid options: {valid}")
-    values = {key: _convert(val, _type_name(fields[key].type), key, reward) for key, val in raw.items()}
+    values = {}
+    for key, value in raw.items():
+        try:
+            values[key] = _convert(value, hints[key])
+        except (ValueError, OverflowError) as exc:
+            raise InvalidArgument(f"option {key!r} of reward {reward!r}: {value!r} is not a valid "
+                                  f"{_type_name(hints[key])} ({exc})") from None
     try:
         return options_type(**values)
     except (TypeError, ValueError) as exc:

@@ -9,8 +9,8 @@ import functools
 import threading
 from dataclasses import dataclass
 
-from reward_service.errors import InvalidItem
-from reward_service.types import RewardItem, RewardResult
+from reward_contract.types import RewardItem
+from reward_service.rewards.base import InvalidItem, RewardResult
 
 
 @dataclass(frozen=True)

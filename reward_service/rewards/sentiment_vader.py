@@ -9,7 +9,8 @@ import functools
 import os
 from dataclasses import dataclass
 
-from reward_service.types import RewardItem, RewardResult
+from reward_contract.types import RewardItem
+from reward_service.rewards.base import RewardResult
 
 
 @dataclass(frozen=True)

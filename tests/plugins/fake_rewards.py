@@ -4,8 +4,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from reward_service.rewards.base import RewardSpec
-from reward_service.types import RewardItem, RewardResult
+from reward_contract.types import RewardItem
+from reward_service.rewards.base import RequestExpired, RewardResult, RewardSpec, work_limits
+
+SCORED_COUNTER = "rlpr:test:scored"  # how many items the slow reward finished, across workers
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,18 @@ class SleepOptions:
 
 
 def _sleepy(item: RewardItem, options: SleepOptions) -> RewardResult:
-    time.sleep(float(item.reference.get("sleep_s", options.sleep_s)))
+    """Sleeps like a long evaluation does work: it stops when its request ends, as Ludii's does."""
+    limits = work_limits()
+    end = time.monotonic() + float(item.reference.get("sleep_s", options.sleep_s))
+    while time.monotonic() < end:
+        if limits.cancelled() or time.time() > limits.deadline:
+            raise RequestExpired("stopped: the request ended")
+        time.sleep(min(0.02, end - time.monotonic()))
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None:
+        job.connection.incr(SCORED_COUNTER)
     return RewardResult(float(len(item.completion)), {"length": float(len(item.completion))})
 
 

@@ -1,14 +1,15 @@
 """Task registry: build the task a config names, and load its model."""
 from __future__ import annotations
 
-from reward_service.errors import ConfigError
+from reward_contract.errors import ConfigError
 
 
 def make_task(config):
     if config.task == "arithmetic":
         from trainer.tasks.arithmetic_task import ArithmeticTask
 
-        return ArithmeticTask(config.model, config.arithmetic_step, config.arithmetic_model_size, config.seed)
+        return ArithmeticTask(config.model, config.arithmetic_step, config.arithmetic_model_size, config.seed,
+                              max_new_tokens=config.arithmetic_max_new_tokens)
     if config.task == "sentiment":
         from trainer.tasks.sentiment import SentimentTask
 

@@ -89,3 +89,29 @@ def build_model(tokenizer, n_layer: int = 4, n_embd: int = 128, n_head: int = 4,
 def supervised_text(rng: random.Random) -> str:
     """A whole chain, for the supervised baseline."""
     return chain_text(random_chain(rng))
+
+
+def sum_distribution(digits: int = 5) -> dict[int, float]:
+    """Exact distribution of the sum of `digits` uniform digits 0..9: the value every step of a chain has."""
+    distribution = {0: 1.0}
+    for _ in range(digits):
+        step: dict[int, float] = {}
+        for total, p in distribution.items():
+            for digit in range(10):
+                step[total + digit] = step.get(total + digit, 0.0) + p / 10
+        distribution = step
+    return distribution
+
+
+def best_constant_answer(scale: float = 10.0) -> tuple[int, float]:
+    """The single answer with the highest expected reward on the final-sum task, and that reward.
+
+    A policy that always answers it is the trap the paper describes: no prompt information is
+    used, yet the reward is well above zero. Computed from the generator, never typed in."""
+    import math
+
+    distribution = sum_distribution()
+    expected = {answer: sum(p * 2 / (1 + math.exp(abs(answer - total) / scale)) for total, p in distribution.items())
+                for answer in range(MAX_VALUE + 1)}
+    best = max(expected, key=expected.get)
+    return best, expected[best]

@@ -13,14 +13,16 @@ class ArithmeticTask:
     min_new_tokens = 1
 
     def __init__(self, model: str = "", step: str = "last", model_size: str = "4x128", seed: int = 0,
-                 lenient: bool = False):
+                 lenient: bool = False, max_new_tokens: int = 8):
         self.model = model
         self.step = step
-        self.n_layer, self.n_embd = (int(v) for v in model_size.split("x"))
+        sizes = [int(v) for v in model_size.split("x")]
+        self.n_layer, self.n_embd = sizes[:2]
+        self.n_head = sizes[2] if len(sizes) == 3 else max(1, self.n_embd // 32)
         self.seed = seed
         self.reward_options = {"lenient": "true"} if lenient else {}
-        # Y_i has at most 4 terms: 7 tokens, plus the closing '='.
-        self.max_new_tokens = 8
+        # Y_i has at most 4 terms: 7 tokens, plus the closing '='. The authors generated one token.
+        self.max_new_tokens = max_new_tokens
 
     def load(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -29,8 +31,7 @@ class ArithmeticTask:
             tokenizer = AutoTokenizer.from_pretrained(self.model, padding_side="left")
             return tokenizer, AutoModelForCausalLM.from_pretrained(self.model)
         tokenizer = arithmetic.build_tokenizer()
-        n_head = max(1, self.n_embd // 32)
-        return tokenizer, arithmetic.build_model(tokenizer, self.n_layer, self.n_embd, n_head, self.seed)
+        return tokenizer, arithmetic.build_model(tokenizer, self.n_layer, self.n_embd, self.n_head, self.seed)
 
     def prompts(self, n: int, rng: random.Random) -> list[Prompt]:
         made = [arithmetic.make_prompt(rng, self.step) for _ in range(n)]

@@ -17,15 +17,16 @@ import other.context.Context;
 import other.trial.Trial;
 
 /**
- * Compiles one Ludii game description and runs seeded uniformly random playouts, all on
- * the Java side: one call per evaluation, so JPype releases the GIL for the whole batch.
+ * Compiles one Ludii game description and runs seeded uniformly random playouts, all on the
+ * Java side: one call per evaluation, so JPype releases the GIL for the whole of it.
+ *
+ * The deadline is checked after compiling, after starting each playout and after every move,
+ * so an evaluation that is merely slow stops within one move of its limit and reports the
+ * playouts it finished. What a single call cannot bound (one enormous compile, one move on a
+ * huge board) is bounded by the Python supervisor, which kills this JVM's process.
  */
 public final class LudiiEvaluator
 {
-	/** Winner code of a playout stopped by the turn cap. */
-	public static final int UNFINISHED = -1;
-	/** Moves per playout() call; the deadline is checked between such chunks. */
-	private static final int MOVES_PER_CHECK = 64;
 	/** Ludii's compiler is not known to be thread-safe. */
 	private static final Object COMPILE_LOCK = new Object();
 
@@ -34,10 +35,14 @@ public final class LudiiEvaluator
 	{
 		public boolean compiles;
 		public boolean playable;
+		/** The deadline passed before every playout finished. */
 		public boolean timedOut;
 		public int numPlayers;
 		public int failedPlayouts;
+		/** Per finished playout: Ludii's winner (a player id, or 0 for a draw or no winner). */
 		public int[] winners = new int[0];
+		/** Per finished playout: the turn (or move) cap ended it. Ludii still names a winner then. */
+		public boolean[] capped = new boolean[0];
 		public String message = "";
 	}
 
@@ -53,16 +58,26 @@ public final class LudiiEvaluator
 		result.numPlayers = game.players().count();
 		game.setMaxTurns(maxTurns);
 		final ArrayList<Integer> winners = new ArrayList<>();
+		final ArrayList<Boolean> capped = new ArrayList<>();
 		final Random random = new Random(seed);
-		for (int i = 0; i < playouts && !result.timedOut; i++)
+		for (int i = 0; i < playouts; i++)
 		{
+			if (deadline.passed())
+			{
+				result.timedOut = true;
+				break;
+			}
 			try
 			{
-				final Integer winner = playout(game, seed + i, random, deadline);
-				if (winner == null)
+				final Status status = playout(game, seed + i, random, deadline);
+				if (status == null)
+				{
 					result.timedOut = true;
-				else
-					winners.add(winner);
+					break;
+				}
+				winners.add(Integer.valueOf(status.winner()));
+				capped.add(Boolean.valueOf(status.endType() == Status.EndType.TurnLimit
+						|| status.endType() == Status.EndType.MoveLimit));
 			}
 			catch (final Throwable t)
 			{
@@ -74,6 +89,9 @@ public final class LudiiEvaluator
 		}
 		result.playable = result.failedPlayouts == 0 && (winners.size() > 0 || result.timedOut);
 		result.winners = winners.stream().mapToInt(Integer::intValue).toArray();
+		result.capped = new boolean[capped.size()];
+		for (int i = 0; i < capped.size(); i++)
+			result.capped[i] = capped.get(i).booleanValue();
 		return result;
 	}
 
@@ -112,8 +130,8 @@ public final class LudiiEvaluator
 		}
 	}
 
-	/** One playout; the winner, UNFINISHED at the turn cap, or null if the deadline passed. */
-	private static Integer playout(final Game game, final long seed, final Random random, final Deadline deadline)
+	/** One playout, one move at a time; its final status, or null if the deadline passed first. */
+	private static Status playout(final Game game, final long seed, final Random random, final Deadline deadline)
 	{
 		final Trial trial = new Trial(game);
 		final Context context = new Context(game, trial);
@@ -123,12 +141,9 @@ public final class LudiiEvaluator
 		{
 			if (deadline.passed())
 				return null;
-			game.playout(context, null, 1.0, null, 0, MOVES_PER_CHECK, random);
+			game.playout(context, null, 1.0, null, 0, 1, random);
 		}
-		final Status status = trial.status();
-		if (status.endType() == Status.EndType.TurnLimit || status.endType() == Status.EndType.MoveLimit)
-			return Integer.valueOf(UNFINISHED);
-		return Integer.valueOf(status.winner());
+		return trial.status();
 	}
 
 	private static String tail(final String text)

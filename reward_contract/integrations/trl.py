@@ -1,0 +1,73 @@
+"""A TRL `reward_funcs` entry backed by an rlpr reward service (or by in-process scoring).
+
+    from reward_contract.integrations.trl import RlprReward
+    trainer = GRPOTrainer(..., reward_funcs=[RlprReward("arithmetic", url="grpc://127.0.0.1:50051")])
+
+Dataset columns other than the prompt become each item's reference (e.g. `previous`,
+`target`). An item the service could not score comes back as None: TRL then leaves it out
+of its group's baseline and gives it no advantage. Failed items are logged through TRL's
+`log_metric` as `rlpr/failed_items`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+from reward_contract.client import RewardClient, make_client
+from reward_contract.errors import RlprError
+from reward_contract.types import ItemStatus, RewardItem, ScoredItem
+
+# Keyword arguments TRL passes to every reward function that are not dataset columns.
+TRL_KWARGS = {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+
+
+def _text(message) -> str:
+    """A plain string, or the last message's content in TRL's conversational format."""
+    return message if isinstance(message, str) else message[-1]["content"]
+
+
+class RlprReward:
+    def __init__(self, reward: str, url: str = "", token: str = "", options: Mapping[str, object] | None = None,
+                 deadline_s: float | None = None, reference_columns: Sequence[str] | None = None,
+                 transform: Callable[[str], str] | None = None, time_limit_reward: float | None = None,
+                 client: RewardClient | None = None):
+        self.reward = reward
+        self.client = client or make_client(url, token)
+        self.options = dict(options or {})
+        self.deadline_s = deadline_s
+        self.reference_columns = reference_columns
+        self.transform = transform or (lambda text: text)
+        self.time_limit_reward = time_limit_reward
+        self.__name__ = f"rlpr_{reward}"  # TRL names its reward metrics after this
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
+        log_metric = kwargs.get("log_metric")
+        columns = {k: v for k, v in kwargs.items() if k not in TRL_KWARGS
+                   and (self.reference_columns is None or k in self.reference_columns)}
+        texts = [self.transform(_text(c)) for c in completions]
+        items = [RewardItem(str(i), _text(p), text, {k: str(v[i]) for k, v in columns.items()})
+                 for i, (p, text) in enumerate(zip(prompts, texts))]
+        try:
+            results = self.client.score(self.reward, items, self.options, self.deadline_s)
+        except RlprError:
+            if log_metric:
+                log_metric("rlpr/unavailable", 1.0)
+            results = [ScoredItem.failed(item.id, ItemStatus.LOST, "the service could not be reached")
+                       for item in items]
+        rewards = [self.reward_of(r) for r in results]
+        if log_metric:
+            log_metric("rlpr/failed_items", float(sum(r is None for r in rewards)))
+        self.after_batch(texts, results, log_metric)
+        return rewards
+
+    def reward_of(self, result: ScoredItem) -> float | None:
+        if result.ok:
+            return result.reward
+        if result.status is ItemStatus.TIME_LIMIT and self.time_limit_reward is not None:
+            return self.time_limit_reward
+        return None
+
+    def after_batch(self, texts: list[str], results: list[ScoredItem], log_metric) -> None:
+        """A hook for subclasses that log more about each batch."""
+
+    def close(self) -> None:
+        self.client.close()

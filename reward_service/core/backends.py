@@ -1,0 +1,181 @@
+"""Where scoring happens: in this process, or on RQ workers through Redis queues.
+
+Both backends take a resolved request and the items still to score, and return one
+ScoredItem per item, in order. Waiting is asynchronous: a slow reward holds no thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+from concurrent.futures import Executor
+from typing import Protocol, Sequence
+
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+
+from reward_contract.errors import NoWorker
+from reward_contract.types import ItemStatus, RewardItem, ScoredItem
+from reward_service.core import rq_gaps
+from reward_service.core.health import IN_PROCESS, Health, HealthMonitor
+from reward_service.core.prometheus import ServiceMetrics
+from reward_service.core.request import ResolvedRequest, WorkChunk
+from reward_service.core.scoring import score_items
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # how long to block on replies before checking for failed or abandoned jobs
+JOB_TTL_MARGIN_S = 60  # a job nobody started by its request's deadline (plus this) is dropped by RQ
+CANCEL_TTL_S = 600
+_TERMINAL_FAILURES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def cancel_key(request_id: str) -> str:
+    """Set while a request's remaining work must not run; workers check it between items."""
+    return f"rlpr:cancel:{request_id}"
+
+
+class Backend(Protocol):
+    health: Health
+
+    async def score(self, request: ResolvedRequest, items: Sequence[RewardItem]) -> list[ScoredItem]: ...
+
+
+class InProcessBackend:
+    """The embedded default: no Redis, no workers. A reward running in this process cannot be
+    interrupted, so the deadline is checked between items. With an executor the event loop
+    stays free while rewards run; without one (the in-process client) they run inline."""
+
+    health = IN_PROCESS
+
+    def __init__(self, executor: Executor | None = None):
+        self.executor = executor
+
+    async def score(self, request, items):
+        def run():
+            return score_items(request.spec, request.options, items, request.deadline)
+
+        if self.executor is None:
+            return run()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+
+
+class QueueBackend:
+    """Split the items into chunks, enqueue them on the reward's RQ queue, gather the replies.
+
+    Workers push each chunk's results onto a reply list unique to the request, so late results
+    of an expired request can never reach another one. Retries after a worker failure or death
+    are RQ's own (`Retry`, and the started-job registry's cleanup of jobs whose worker stopped
+    heartbeating). Work nobody waits for any more is withdrawn: queued jobs are deleted, and
+    running ones see the request's cancel key and stop.
+    """
+
+    def __init__(self, redis, aredis, monitor: HealthMonitor, metrics: ServiceMetrics, retries: int = 2):
+        self.redis = redis  # synchronous, for RQ
+        self.aredis = aredis  # asyncio, for waiting on replies
+        self.monitor = monitor
+        self.metrics = metrics
+        self.retries = retries
+
+    @property
+    def health(self) -> Health:
+        return self.monitor.latest
+
+    async def score(self, request, items):
+        queue = Queue(request.spec.queue, connection=self.redis)
+        if not self.monitor.latest.serves(queue.name) and not (await self.monitor.refresh()).serves(queue.name):
+            raise NoWorker(f"no worker serves queue {queue.name!r}; start one with "
+                           f"`rlpr worker --queues {queue.name}` (or `rlpr up --workers {queue.name}=1`)")
+        reply_key = f"rlpr:reply:{request.id}"
+        size = request.spec.chunk_size
+        chunks = [tuple(items[i: i + size]) for i in range(0, len(items), size)]
+        pending: dict[str, tuple[RewardItem, ...]] = {}
+        finished = False
+        try:
+            pending.update(await asyncio.to_thread(self._enqueue, queue, request, chunks, reply_key))
+            results = await self._gather(queue, request, pending, reply_key)
+            finished = not pending
+        finally:
+            if not finished:  # the deadline passed, or the caller went away (CancelledError): nobody waits
+                await asyncio.shield(asyncio.to_thread(self._withdraw, request, list(pending)))
+            await asyncio.shield(self._forget(reply_key))
+        return [results.get(item.id) or ScoredItem.failed(item.id, ItemStatus.TIMEOUT, "deadline exceeded")
+                for item in items]
+
+    def _enqueue(self, queue, request, chunks, reply_key) -> dict[str, tuple[RewardItem, ...]]:
+        from reward_service.worker.jobs import score_chunk
+
+        retry = Retry(max=self.retries) if self.retries else None
+        ttl = max(1, int(request.remaining_s()) + JOB_TTL_MARGIN_S)
+        datas = [
+            Queue.prepare_data(
+                score_chunk,
+                args=(WorkChunk(request.id, request.spec.name, request.options, chunk, request.deadline, reply_key),),
+                description=f"{request.spec.name}: {len(chunk)} items",  # RQ's default repr()s every argument
+                # A finished job stays a minute, so the reaper never mistakes one whose reply it has not
+                # read yet for a job that vanished.
+                timeout=request.spec.job_timeout_s, ttl=ttl, result_ttl=60, failure_ttl=3600, retry=retry,
+            )
+            for chunk in chunks
+        ]
+        return {job.id: chunk for job, chunk in zip(queue.enqueue_many(datas), chunks)}
+
+    async def _gather(self, queue, request, pending, reply_key) -> dict[str, ScoredItem]:
+        results: dict[str, ScoredItem] = {}
+        stranded_since: dict[str, float] = {}
+        while pending:
+            remaining = request.remaining_s()
+            if remaining <= 0:
+                break
+            reply = await self.aredis.blpop([reply_key], timeout=min(remaining, POLL_S))
+            if reply is not None:
+                job_id, scored = pickle.loads(reply[1])
+                if pending.pop(job_id, None) is not None:
+                    results.update((r.id, r) for r in scored)
+                continue
+            lost = await asyncio.to_thread(self._reap, queue, pending, stranded_since)
+            results.update(lost)
+        return results
+
+    def _reap(self, queue, pending, stranded_since) -> dict[str, ScoredItem]:
+        """Recover jobs whose worker died, and fail the items of jobs that are out of retries."""
+        rq_gaps.cleanup_started(queue)
+        rq_gaps.requeue_stranded(queue, list(pending), stranded_since)
+        lost = {}
+        job_ids = list(pending)
+        for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=self.redis)):
+            if job is None:  # Redis lost it (a restart without persistence): it will never reply
+                reason = "job vanished from Redis (was Redis restarted?)"
+            elif job.get_status(refresh=False) in _TERMINAL_FAILURES:
+                reason = _failure_reason(job)
+            else:
+                continue
+            for item in pending.pop(job_id):
+                lost[item.id] = ScoredItem.failed(item.id, ItemStatus.LOST, reason)
+        return lost
+
+    def _withdraw(self, request, job_ids) -> None:
+        """Nobody waits for these jobs: running ones stop at the cancel key, queued ones go."""
+        why = "deadline" if request.remaining_s() <= 0 else "caller gone"
+        try:
+            self.redis.set(cancel_key(request.id), 1, ex=CANCEL_TTL_S)
+            for job in Job.fetch_many(job_ids, connection=self.redis):
+                if job is not None and job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED):
+                    job.delete(remove_from_queue=True)
+                    self.metrics.withdrawn_jobs.labels(request.spec.name, why).inc()
+        except RedisError as exc:  # the jobs' TTL and their deadline still stop them
+            log.warning("could not withdraw jobs", extra={"request_id": request.id, "error": repr(exc)})
+
+    async def _forget(self, reply_key: str) -> None:
+        try:
+            await self.aredis.delete(reply_key)
+        except RedisError:
+            log.warning("could not delete reply list", extra={"reply_key": reply_key})
+
+
+def _failure_reason(job: Job) -> str:
+    result = job.latest_result()
+    detail = (result.exc_string or "").strip().splitlines()[-1:] if result else []
+    return f"worker failed after retries: {detail[0] if detail else job.get_status(refresh=False)}"

@@ -1,0 +1,75 @@
+"""What the service knows about its dependencies: is Redis reachable, which queues have live workers.
+
+A monitor refreshes this every second in the API's event loop. Health endpoints report it,
+and a request for a queue no live worker serves is refused at once (FAILED_PRECONDITION /
+503) instead of waiting for its deadline.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Mapping
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+LIVE_S = 15.0  # an idle worker heartbeats every 5 s (worker.IDLE_HEARTBEAT_S); three missed beats is dead
+
+
+@dataclass(frozen=True)
+class Health:
+    redis: bool
+    workers: Mapping[str, int] = field(default_factory=dict)  # queue -> live workers
+    everything: bool = False  # in-process scoring: every reward is served here
+
+    def serves(self, queue: str) -> bool:
+        return self.everything or (self.redis and self.workers.get(queue, 0) > 0)
+
+    @property
+    def ready(self) -> bool:
+        return self.everything or (self.redis and any(self.workers.values()))
+
+
+IN_PROCESS = Health(redis=True, everything=True)
+
+
+class HealthMonitor:
+    def __init__(self, redis, interval_s: float = 1.0):
+        self.redis = redis  # synchronous: RQ's registry API is synchronous
+        self.interval_s = interval_s
+        self.latest = Health(redis=False)
+
+    def check(self) -> Health:
+        from rq import Worker
+
+        try:
+            self.redis.ping()
+            workers = Worker.all(connection=self.redis)
+        except RedisError:
+            return Health(redis=False)
+        now = datetime.now(timezone.utc)
+        counts: dict[str, int] = {}
+        for worker in workers:
+            beat = worker.last_heartbeat
+            if beat is not None and (now - beat.replace(tzinfo=beat.tzinfo or timezone.utc)).total_seconds() < LIVE_S:
+                for queue in worker.queue_names():
+                    counts[queue] = counts.get(queue, 0) + 1
+        return Health(redis=True, workers=counts)
+
+    async def refresh(self) -> Health:
+        self.latest = await asyncio.to_thread(self.check)
+        return self.latest
+
+    async def run(self, on_change=None) -> None:
+        """Refresh forever; call `on_change(health)` whenever the picture changes."""
+        previous = None
+        while True:
+            started = time.monotonic()
+            health = await self.refresh()
+            if health != previous and on_change is not None:
+                await on_change(health)
+            previous = health
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))

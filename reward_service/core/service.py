@@ -1,0 +1,122 @@
+"""The reward service core, shared by the gRPC and REST fronts and by in-process clients.
+
+A call is resolved once into a `ResolvedRequest`, admitted (or refused with
+RESOURCE_EXHAUSTED when too many of its reward's items are in flight), served from the
+cache where it can be, and scored by the backend.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Mapping, Sequence
+
+from redis.exceptions import RedisError
+
+from reward_contract.errors import ResourceExhausted, Unavailable
+from reward_contract.types import RewardItem, RewardKind, ScoredItem
+from reward_service.config import ServeConfig
+from reward_service.core.backends import Backend, InProcessBackend, QueueBackend
+from reward_service.core.cache import ResultCache
+from reward_service.core.health import Health, HealthMonitor
+from reward_service.core.prometheus import ServiceMetrics
+from reward_service.core.request import Limits, ResolvedRequest, resolve
+from reward_service.rewards import REGISTRY, get_reward
+from reward_service.rewards.base import RewardSpec
+
+ADMISSION_RETRY_S = 1.0
+
+
+class RewardService:
+    def __init__(self, backend: Backend, cache: ResultCache | None = None, limits: Limits = Limits(),
+                 metrics: ServiceMetrics | None = None, monitor: HealthMonitor | None = None):
+        self.backend = backend
+        self.cache = cache
+        self.limits = limits
+        self.metrics = metrics or ServiceMetrics()
+        self.monitor = monitor  # None: nothing to watch (in-process scoring)
+        self._inflight: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # for score_blocking
+        self._loop_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: ServeConfig) -> "RewardService":
+        limits = Limits(config.max_batch_items, config.max_field_chars, config.deadline_s, config.max_deadline_s)
+        metrics = ServiceMetrics()
+        if config.backend == "inprocess":
+            executor = ThreadPoolExecutor(config.inprocess_threads, thread_name_prefix="reward")
+            return cls(InProcessBackend(executor), None, limits, metrics)
+        from redis import Redis
+        from redis import asyncio as aioredis
+
+        redis = Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        aredis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=5)
+        monitor = HealthMonitor(redis)
+        cache = ResultCache(aredis, config.cache_ttl_s, config.cache_min_ttl_s, metrics) if config.cache else None
+        return cls(QueueBackend(redis, aredis, monitor, metrics, config.retries), cache, limits, metrics, monitor)
+
+    @classmethod
+    def embedded(cls) -> "RewardService":
+        """The no-Redis default: the same reward functions, run in the caller's thread."""
+        return cls(InProcessBackend())
+
+    @property
+    def health(self) -> Health:
+        return self.backend.health
+
+    def resolve_spec(self, reward: str) -> RewardSpec:
+        """The reward's spec; an unknown name is UnknownReward listing the valid ones."""
+        return get_reward(reward)
+
+    def kinds(self) -> list[RewardKind]:
+        return [REGISTRY[name].kind() for name in sorted(REGISTRY)]
+
+    def resolve(self, reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
+                deadline_s: float | None = None, use_cache: bool = True, front: str = "python") -> ResolvedRequest:
+        return resolve(reward, items, options, deadline_s, use_cache, front, self.limits)
+
+    async def score(self, request: ResolvedRequest) -> list[ScoredItem]:
+        name = request.spec.name
+        self.metrics.requests.labels(request.front, name).inc()
+        inflight = self._inflight.get(name, 0)
+        if inflight and inflight + len(request.items) > request.spec.max_inflight_items:
+            raise ResourceExhausted(f"{inflight} items of reward {name!r} are in flight here (limit "
+                                    f"{request.spec.max_inflight_items}); retry later", ADMISSION_RETRY_S)
+        self._inflight[name] = inflight + len(request.items)
+        self.metrics.inflight.labels(name).set(self._inflight[name])
+        started = time.monotonic()
+        try:
+            results = await self._score(request)
+        finally:
+            self._inflight[name] -= len(request.items)
+            self.metrics.inflight.labels(name).set(self._inflight[name])
+        self.metrics.latency.labels(name).observe(time.monotonic() - started)
+        for result in results:
+            self.metrics.items.labels(name, result.status.value, str(result.cached).lower()).inc()
+        return results
+
+    async def _score(self, request: ResolvedRequest) -> list[ScoredItem]:
+        cache = self.cache if request.use_cache else None
+        try:
+            hits = await cache.get_many(request) if cache else {}
+            misses = [item for item in request.items if item.id not in hits]
+            fresh = await self.backend.score(request, misses) if misses else []
+        except RedisError as exc:
+            raise Unavailable(f"redis is unreachable: {exc}") from exc
+        if cache and fresh:
+            await cache.put_many(request, fresh)
+        by_id = hits | {result.id: result for result in fresh}
+        return [by_id[item.id] for item in request.items]
+
+    def score_blocking(self, reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
+                       deadline_s: float | None = None, use_cache: bool = True, front: str = "inprocess"
+                       ) -> list[ScoredItem]:
+        """For callers without an event loop (the in-process client, scripts). Runs on an event
+        loop thread of this service's own, so its async Redis clients always see one loop."""
+        request = self.resolve(reward, items, options, deadline_s, use_cache, front)
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="rlpr-service-loop", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(self.score(request), self._loop).result()

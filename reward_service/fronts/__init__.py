@@ -1,0 +1,1 @@
+"""The service's fronts: gRPC, REST and the OpenRLHF endpoint. They translate, nothing more."""

@@ -1,0 +1,250 @@
+"""REST front on FastAPI. Like the gRPC servicer, it only translates.
+
+Routers carry the endpoints; `Depends` carries authentication. A request body is refused
+before parsing when over the size limit, a client that disconnects withdraws its work, and
+every error, FastAPI's own included, answers with one envelope:
+`{"error": {"code": <gRPC code name>, "message": ...}}`.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Annotated, Awaitable, TypeVar, Union
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reward_contract.errors import Cancelled, RlprError, Unauthenticated
+from reward_contract.types import RewardItem, ScoredItem
+from reward_service.core.service import RewardService
+
+T = TypeVar("T")
+DISCONNECT_POLL_S = 0.5
+_HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
+                 413: "RESOURCE_EXHAUSTED", 415: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT"}
+Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
+ReferenceValue = Union[StrictStr, StrictInt, StrictFloat]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ItemIn(_Strict):
+    id: str = Field(min_length=1, description="Unique within the batch; echoed in the result.")
+    prompt: str = ""
+    completion: str
+    reference: dict[str, ReferenceValue] = Field(default_factory=dict, description="Task data, e.g. target, previous.")
+
+    def to_item(self) -> RewardItem:
+        return RewardItem(self.id, self.prompt, self.completion, {k: str(v) for k, v in self.reference.items()})
+
+
+class _ScoreIn(_Strict):
+    reward: str = Field(description="A reward kind from GET /v1/rewards.")
+    options: dict[str, Scalar] = Field(default_factory=dict, description="JSON scalars typed by the reward's options.")
+    deadline_ms: int = Field(default=0, ge=0, description="0 uses the server default.")
+    no_cache: bool = False
+
+
+class ScoreOneIn(_ScoreIn):
+    item: ItemIn
+
+
+class ScoreBatchIn(_ScoreIn):
+    items: list[ItemIn]
+
+
+class ResultOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    reward: float
+    components: dict[str, float]
+    status: str = Field(description="ok, invalid, error, timeout, lost or time_limit; only ok carries a reward.")
+    error: str
+    cached: bool
+    detail: str
+
+
+class BatchOut(BaseModel):
+    results: list[ResultOut]
+
+
+class RewardKindOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    description: str
+    queue: str
+    options: dict[str, str]
+    label_field: str
+
+
+class SizeLimitMiddleware:
+    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._reject(send)
+        # Read the whole body first (it is bounded by the limit) so an oversized chunked
+        # body is refused here rather than surfacing as a parse error inside FastAPI.
+        messages, received = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                return await self._reject(send)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send):
+        response = _error("RESOURCE_EXHAUSTED", f"body over {self.max_bytes} bytes", 413)
+        await response({"type": "http"}, None, send)
+
+
+def _error(code: str, message: str, status: int, headers: dict | None = None, **extra) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}, **extra}, status, headers=headers)
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (and so withdrawing its queued jobs) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                raise Cancelled("the client went away; its work was withdrawn")
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def scoring_router(service: RewardService) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["scoring"])
+
+    async def score(request: Request, body: _ScoreIn, items: list[ItemIn]) -> list[ScoredItem]:
+        resolved = service.resolve(body.reward, [i.to_item() for i in items], body.options,
+                                   body.deadline_ms / 1000 or None, not body.no_cache, "rest")
+        return await until_disconnected(request, service.score(resolved))
+
+    @router.post("/score", response_model=ResultOut)
+    async def score_one(body: ScoreOneIn, request: Request) -> ResultOut:
+        """Score one completion."""
+        return ResultOut.model_validate((await score(request, body, [body.item]))[0])
+
+    @router.post("/score:batch", response_model=BatchOut)
+    async def score_batch(body: ScoreBatchIn, request: Request) -> BatchOut:
+        """Score a batch; one bad item fails only its own result."""
+        return BatchOut(results=[ResultOut.model_validate(r) for r in await score(request, body, body.items)])
+
+    @router.get("/rewards", response_model=list[RewardKindOut])
+    async def rewards() -> list[RewardKindOut]:
+        """The reward kinds, their options and the reference field a bare label fills."""
+        return [RewardKindOut.model_validate(kind) for kind in service.kinds()]
+
+    return router
+
+
+def operations_router(service: RewardService, guarded: list) -> APIRouter:
+    """Health (open, for probes), metrics and docs (guarded like the scoring endpoints)."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/livez")
+    async def livez() -> JSONResponse:
+        """Liveness: the process answers. Open without a token."""
+        return JSONResponse({"status": "alive"})
+
+    @router.get("/readyz")
+    async def readyz(reward: str = "") -> JSONResponse:
+        """Readiness: Redis answers and a live worker serves some queue (or, with `?reward=`, that
+        reward's queue). Open without a token."""
+        health = service.health
+        ready = health.serves(service.resolve_spec(reward).queue) if reward else health.ready
+        if health.everything:
+            body = {"status": "ready", "redis": "not used", "workers": "in-process"}
+        else:
+            body = {"status": "ready" if ready else "not ready", "redis": "ok" if health.redis else "unreachable",
+                    "workers": dict(health.workers)}
+        return JSONResponse(body, 200 if ready else 503)
+
+    router.add_api_route("/healthz", readyz, methods=["GET"], summary="Readiness (alias of /readyz)")
+
+    @router.get("/metrics", dependencies=guarded)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return router
+
+
+def create_app(service: RewardService, token: str = "", max_request_bytes: int = 32 << 20) -> FastAPI:
+    from swagger_ui_bundle import swagger_ui_path
+
+    def require_token(authorization: Annotated[str, Header()] = "") -> None:
+        if token and not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+            raise Unauthenticated("missing or wrong 'Authorization: Bearer <token>' header")
+
+    guarded = [Depends(require_token)]
+    # The docs and the schema are guarded like every endpoint but health, and served from
+    # this process (no CDN): /docs works on a machine without internet access.
+    app = FastAPI(title="rlpr reward service", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SizeLimitMiddleware, max_bytes=max_request_bytes)
+    app.include_router(scoring_router(service), dependencies=guarded)
+    from reward_service.fronts.openrlhf import openrlhf_router
+
+    app.include_router(openrlhf_router(service), dependencies=guarded)
+    app.include_router(operations_router(service, guarded))
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guarded)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="rlpr reward service",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css", swagger_favicon_url="")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # The default handler echoes the input back, which fails on NaN; send location and message only.
+        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+                    for e in exc.errors()]
+        message = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
+        service.metrics.request_errors.labels("rest", "INVALID_ARGUMENT").inc()
+        return _error("INVALID_ARGUMENT", message, 422, detail=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(_HTTP_TO_CODE.get(exc.status_code, "UNKNOWN"), str(exc.detail), exc.status_code, exc.headers)
+
+    @app.exception_handler(RlprError)
+    async def rlpr_error(request: Request, exc: RlprError):
+        service.metrics.request_errors.labels("rest", exc.grpc_code).inc()
+        headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if exc.retry_after_s else None
+        return _error(exc.grpc_code, exc.message, exc.http_status, headers)
+
+    return app

@@ -1,0 +1,62 @@
+"""The RQ job run by reward workers: score one chunk and push the results to the request's reply list."""
+from __future__ import annotations
+
+import pickle
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import get_current_job
+
+from reward_service.core.backends import cancel_key
+from reward_service.core.request import WorkChunk
+from reward_service.core.scoring import score_items
+from reward_service.rewards import get_reward
+
+REPLY_TTL_S = 600  # a reply list outlives any request deadline, then Redis drops it
+CANCEL_CHECK_S = 0.25  # how often a running chunk asks whether its request was withdrawn
+REDIS_RETRY_S = 0.5
+
+
+def score_chunk(chunk: WorkChunk) -> int:
+    connection = get_current_job().connection
+    results = score_items(get_reward(chunk.reward), chunk.options, chunk.items, chunk.deadline,
+                          _cancel_probe(connection, chunk.request_id))
+    payload = pickle.dumps((get_current_job().id, results), protocol=pickle.HIGHEST_PROTOCOL)
+    _push_reply(connection, chunk, payload)
+    return len(results)
+
+
+def _cancel_probe(connection, request_id: str):
+    """A cheap `cancelled()`: it asks Redis at most every CANCEL_CHECK_S."""
+    state = {"checked": 0.0, "cancelled": False}
+    key = cancel_key(request_id)
+
+    def cancelled() -> bool:
+        now = time.monotonic()
+        if not state["cancelled"] and now - state["checked"] >= CANCEL_CHECK_S:
+            state["checked"] = now
+            try:
+                state["cancelled"] = bool(connection.exists(key))
+            except (RedisConnectionError, RedisTimeoutError):
+                pass  # Redis is away: keep scoring; the reply push below waits for it
+        return state["cancelled"]
+
+    return cancelled
+
+
+def _push_reply(connection, chunk: WorkChunk, payload: bytes) -> None:
+    """Scored results are not thrown away when Redis blinks: retry until it answers, for as long
+    as anyone could still read the reply."""
+    give_up = max(chunk.deadline, time.time()) + REPLY_TTL_S
+    while True:
+        try:
+            with connection.pipeline() as pipe:
+                pipe.rpush(chunk.reply_key, payload)
+                pipe.expire(chunk.reply_key, REPLY_TTL_S)
+                pipe.execute()
+            return
+        except (RedisConnectionError, RedisTimeoutError):
+            if time.time() > give_up:
+                raise
+            time.sleep(REDIS_RETRY_S)

@@ -1,0 +1,122 @@
+"""Reward workers: RQ workers that score in their own process and never fork.
+
+Forking per job costs more than a cheap reward and kills a JVM, so every worker is a
+SimpleWorker; the Ludii engine's JVM lives in a spawned child process that a supervisor
+restarts when an evaluation overruns (reward_service/ludii/engine.py). Beyond RQ's own:
+
+- a busy worker heartbeats from a thread with a short TTL, so RQ notices a SIGKILLed worker
+  within seconds and retries its job on another one;
+- an idle worker heartbeats every IDLE_HEARTBEAT_S, so the API tells a live worker from a gone one;
+- when Redis goes away the worker waits for it, polling every REDIS_POLL_S, and goes on
+  (RQ's own backoff grows to 60 s, and a Redis error mid-job makes RQ's worker exit).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue, SimpleWorker
+from rq.worker import WorkerStatus
+
+from reward_contract.errors import ConfigError
+from reward_service.config import WorkerConfig
+from reward_service.core import rq_gaps
+
+log = logging.getLogger(__name__)
+IDLE_HEARTBEAT_S = 5  # RQ blocks on the queues for worker_ttl - 15 s between heartbeats
+REDIS_POLL_S = 0.2
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+
+class RewardWorker(SimpleWorker):
+    heartbeat_s: float = 1.0
+    # RQ's reconnect loop in dequeue: poll every second instead of backing off to a minute.
+    exponential_backoff_factor = 1.0
+    max_connection_wait_time = 1.0
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("worker_ttl", IDLE_HEARTBEAT_S + 15)
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        # Expire our started-job entry soon after heartbeats stop: that is how death is noticed.
+        return max(2, int(3 * self.heartbeat_s + 1))
+
+    def execute_job(self, job, queue):
+        try:
+            execution = self.prepare_execution(job)
+            stop = threading.Event()
+            beat = threading.Thread(target=self._beat, args=(job, execution, stop), name="rq-heartbeat", daemon=True)
+            beat.start()
+            try:
+                self.perform_job(job, queue, execution)
+            finally:
+                stop.set()
+                beat.join()
+        except _REDIS_DOWN as exc:
+            # RQ's bookkeeping of this job failed. Its results were already pushed (the job retries
+            # that), and if RQ lost track of it, the API's registry cleanup retries it.
+            log.warning("redis went away during a job; waiting for it", extra={"job_id": job.id, "error": repr(exc)})
+            self._wait_for_redis()
+        self._until_redis(self.set_state, WorkerStatus.IDLE)
+
+    def _beat(self, job, execution, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_s):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except Exception:  # noqa: BLE001 - a missed beat is retried next tick; the job goes on
+                log.warning("heartbeat failed", exc_info=True, extra={"job_id": job.id})
+
+    # Redis calls of RQ's work loop that would otherwise end the worker when Redis is away.
+    def heartbeat(self, *args, **kwargs):
+        return self._until_redis(super().heartbeat, *args, **kwargs)
+
+    def check_for_suspension(self, burst: bool):
+        return self._until_redis(super().check_for_suspension, burst)
+
+    def run_maintenance_tasks(self):
+        return self._until_redis(super().run_maintenance_tasks)
+
+    def _until_redis(self, call, *args, **kwargs):
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except _REDIS_DOWN as exc:
+                log.warning("redis is unreachable; waiting for it", extra={"worker": self.name, "error": repr(exc)})
+                self._wait_for_redis()
+
+    def _wait_for_redis(self) -> None:
+        while True:
+            try:
+                self.connection.ping()
+                break
+            except _REDIS_DOWN:
+                time.sleep(REDIS_POLL_S)
+        rq_gaps.reregister_if_forgotten(self)
+
+
+def run_worker(config: WorkerConfig) -> int:
+    if "ludii" in config.queue_list:
+        from reward_service.ludii.engine import LudiiUnavailable, get_engine
+
+        try:
+            get_engine().start()  # start the JVM child before any job, and fail fast without a jar
+        except LudiiUnavailable as exc:
+            raise ConfigError(f"the ludii queue needs the Ludii engine: {exc}") from exc
+    redis = Redis.from_url(config.redis_url)
+    queues = [Queue(name, connection=redis) for name in config.queue_list]
+    worker = RewardWorker(queues, connection=redis, name=config.name or None, maintenance_interval=5)
+    worker.heartbeat_s = config.heartbeat_s
+    print(f"rlpr worker {worker.name}: pid {os.getpid()}, queues {','.join(config.queue_list)}", flush=True)
+    # No RQ scheduler: it runs in a forked process. Retries are immediate (Retry without an
+    # interval), so none is needed.
+    try:
+        worker.work(burst=config.burst, with_scheduler=False, logging_level=config.log_level.upper())
+    except _REDIS_DOWN as exc:  # stopped while Redis was away: RQ could not record the worker's death
+        print(f"rlpr worker {worker.name}: stopped while redis was unreachable ({exc})", flush=True)
+    return 0
