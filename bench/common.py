@@ -62,6 +62,25 @@ def start_worker(queues: str, redis_url: str) -> subprocess.Popen:
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_fronts(redis_url: str, cache: bool = False):
+    """Both fronts of a queue-backed service in this process (as the benchmarks always measured them);
+    returns the running `Fronts` (grpc_port, rest_port; `.join()` to stop)."""
+    from reward_service.config import ServeConfig
+    from reward_service.core.service import RewardService
+    from reward_service.fronts.server import Fronts
+
+    service = RewardService.from_config(ServeConfig(redis_url=redis_url, cache=cache))
+    return Fronts(service, "127.0.0.1:0", "127.0.0.1:0").start_in_thread()
+
+
 def wait_workers(redis, count, timeout=30):
     from rq import Worker
 

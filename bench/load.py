@@ -17,18 +17,10 @@ import threading
 import time
 
 import httpx
-from common import stop_processes, REPO, percentile, start_worker, wait_workers, write_results
+from common import REPO, free_port, percentile, start_worker, stop_processes, wait_workers, write_results
 
 from reward_contract.client import GrpcRewardClient
 from reward_contract.types import RewardItem
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def random_batch(rng: random.Random) -> tuple[str, list[dict]]:

@@ -1,6 +1,7 @@
 """Run every benchmark in bench/ and write docs/benchmarks.md: each figure against its target.
 
-    python bench/report.py [--quick]     (--quick: shorter load test and measurements)
+    python bench/report.py [--quick] [--only ludii.py,load.py] [--out PATH]
+    (--quick: shorter load test and measurements)
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ BENCHES = [
     ("trainer.py", ["--task", "arithmetic"]),
     ("trainer.py", ["--task", "sentiment"]),
     ("ludii.py", []),
+    ("ludii_corpus.py", ["--reuse"]),  # tens of minutes a phase: saved phases are reused
+    ("starvation.py", []),
     ("load.py", []),
 ]
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
@@ -45,13 +48,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
+    parser.add_argument("--only", default="", help="comma-separated scripts to run (default: all)")
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
     results_dir = pathlib.Path(tempfile.mkdtemp(prefix="rlpr-bench-"))
     env = dict(os.environ, RLPR_BENCH_OUT=str(results_dir))
     if args.quick:
         env.setdefault("RLPR_LOAD_SECONDS", "15")
     outputs = []
     for script, extra in BENCHES:
+        if only and script not in only:
+            continue
         if args.quick and script == "service.py":
             extra = extra + ["--seconds", "0.7"]
         print(f"== {script} {' '.join(extra)}", flush=True)

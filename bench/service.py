@@ -11,14 +11,11 @@ import argparse
 import os
 import uuid
 
-from common import stop_processes, start_worker, summary, timed_runs, wait_workers, write_results
+from common import start_fronts, start_worker, stop_processes, summary, timed_runs, wait_workers, write_results
 
 from reward_contract.client import GrpcRewardClient
-from reward_service.core.local_client import LocalRewardClient
-from reward_service.config import ServeConfig
-from reward_service.grpc_server import create_server
-from reward_service.core.service import RewardService
 from reward_contract.types import RewardItem
+from reward_service.core.local_client import LocalRewardClient
 
 TEXTS = ["I loved every minute of this film, wonderful acting", "Dull, slow and far too long. Awful.",
          "An ok movie with a few good scenes", "The plot was confusing but the music was great!"]
@@ -48,10 +45,8 @@ def main() -> None:
 
     redis = Redis.from_url(args.redis_url)
     redis.flushdb()
-    service = RewardService.from_config(ServeConfig(redis_url=args.redis_url, cache=False))
-    server, port = create_server(service, "127.0.0.1:0")
-    server.start()
-    remote = GrpcRewardClient(f"127.0.0.1:{port}")
+    fronts = start_fronts(args.redis_url)
+    remote = GrpcRewardClient(f"127.0.0.1:{fronts.grpc_port}")
     local = LocalRewardClient()
     rows, workers = {}, []
     try:
@@ -68,8 +63,9 @@ def main() -> None:
                     rows[(reward, batch, f"service, {count} worker{'s' * (count > 1)}")] = measure(
                         remote, reward, batch, args.seconds)
     finally:
+        remote.close()
         stop_processes(workers)
-        server.stop(0)
+        fronts.join()
         redis.flushdb()
     report(rows, rewards, batches)
 

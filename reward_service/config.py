@@ -68,6 +68,8 @@ class ServeConfig:
     """Largest prompt, completion or reference value, in characters."""
     max_request_bytes: int = 32 * 1024 * 1024
     """Largest request body (REST) or message (gRPC), in bytes."""
+    max_inflight_requests: int = 2048
+    """Requests this process waits on at once; more are refused with RESOURCE_EXHAUSTED / 429 and a retry hint."""
     inprocess_threads: int = 4
     """Threads that run rewards with --backend inprocess (the event loop never runs them itself)."""
 
@@ -78,7 +80,7 @@ class ServeConfig:
         if self.backend not in ("queue", "inprocess"):
             raise ConfigError(f"--backend {self.backend!r} is not one of: queue, inprocess")
         _at_least(self, 1, "cache_ttl_s", "cache_min_ttl_s", "max_batch_items", "max_field_chars",
-                  "max_request_bytes", "inprocess_threads")
+                  "max_request_bytes", "max_inflight_requests", "inprocess_threads")
         _at_least(self, 0, "retries")
         if not 0 < self.deadline_s <= self.max_deadline_s:
             raise ConfigError(f"--deadline-s must be in (0, --max-deadline-s={self.max_deadline_s}], "

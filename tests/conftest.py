@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-PLUGINS = ",".join(f"tests.plugins.fake_rewards:{name}" for name in ("SLOW", "EXPLOSIVE", "PID"))
+PLUGINS = ",".join(f"tests.plugins.fake_rewards:{name}" for name in ("SLOW", "LIMITED", "EXPLOSIVE", "PID"))
 # Test processes and the workers they spawn must know the same plugin rewards.
 os.environ.setdefault("RLPR_REWARD_PLUGINS", PLUGINS)
 
@@ -45,27 +45,31 @@ class WorkerProcs:
         self.redis_url = redis_url
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, queues: str, heartbeat_s: float = 0.5) -> subprocess.Popen:
+    def start(self, queues: str, heartbeat_s: float = 0.5, redis_url: str | None = None) -> subprocess.Popen:
+        """A worker on the fixture's Redis, or on `redis_url` (a private Redis a test may stop)."""
+        redis_url = redis_url or self.redis_url
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rlpr", "worker", "--queues", queues, "--redis-url", self.redis_url,
+            [sys.executable, "-m", "rlpr", "worker", "--queues", queues, "--redis-url", redis_url,
              "--heartbeat-s", str(heartbeat_s)],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         self.procs.append(proc)
-        self.wait_registered(len([p for p in self.procs if p.poll() is None]))
+        self.wait_registered(proc, redis_url)
         return proc
 
-    def wait_registered(self, count: int, timeout: float = 30) -> None:
+    def wait_registered(self, proc: subprocess.Popen, redis_url: str, timeout: float = 60) -> None:
         from redis import Redis
         from rq import Worker
 
-        redis = Redis.from_url(self.redis_url)
+        redis = Redis.from_url(redis_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(Worker.all(connection=redis)) >= count:
+            if any(worker.pid == proc.pid for worker in Worker.all(connection=redis)):
                 return
+            if proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {proc.returncode} before registering")
             time.sleep(0.1)
-        raise TimeoutError(f"{count} workers did not register within {timeout} s")
+        raise TimeoutError(f"the worker did not register within {timeout} s")
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -54,3 +54,43 @@ def test_missing_data_or_model_is_a_config_error_not_a_traceback(tmp_path):
     assert prompts.returncode == 2 and "nope.txt" in prompts.stderr and "Traceback" not in prompts.stderr
     model = rlpr("sft", "--model", str(tmp_path / "no-model"), "--steps", "1")
     assert model.returncode == 2 and "no-model" in model.stderr and "Traceback" not in model.stderr
+
+
+def test_the_token_is_read_from_the_environment_and_never_printed(make_server):
+    from tests.conftest import inprocess_service
+
+    env = dict(os.environ, RLPR_AUTH_TOKEN="supersecret-token")
+    for command in ("train", "sft", "serve", "up", "score", "worker"):
+        help_text = rlpr(command, "--help", env=env).stdout
+        assert "supersecret-token" not in help_text, command
+    server = make_server(inprocess_service(), token="supersecret-token")
+    scored = rlpr("score", "--reward", "sentiment_vader", "--completion", "lovely", "--url",
+                  f"grpc://{server.grpc_target}", env=env)
+    assert scored.returncode == 0 and '"status": "ok"' in scored.stdout, scored.stderr
+    refused = rlpr("score", "--reward", "sentiment_vader", "--completion", "lovely", "--url",
+                   f"grpc://{server.grpc_target}", env={k: v for k, v in env.items() if k != "RLPR_AUTH_TOKEN"})
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+
+
+def test_clients_on_the_command_line_never_hang_on_a_dead_address(tmp_path):
+    import time
+
+    from tests.conftest import free_port
+
+    dead = f"grpc://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    score = rlpr("score", "--reward", "arithmetic", "--completion", "1", "--url", dead)
+    assert score.returncode == 1 and f"no reward service answers at {dead[7:]}" in score.stderr
+    sft = rlpr("sft", "--arithmetic-model-size", "1x32", "--steps", "2", "--eval-every", "2", "--eval-batches", "1",
+               "--batch-size", "4", "--reward-url", dead, "--out", str(tmp_path))
+    assert sft.returncode == 1 and dead[7:] in sft.stderr, sft.stderr[-2000:]
+    assert time.monotonic() - started < 60
+
+
+def test_repeated_key_value_flags_append():
+    """tyro keeps only the last of a repeated list flag unless told otherwise; users expect all."""
+    result = rlpr("score", "--reward", "arithmetic", "--completion", "25", "--reference", "previous=20 + 3 + 4",
+                  "--reference", "target=27", "--option", "lenient=true", "--option", "scale=5")
+    assert result.returncode == 0, result.stderr
+    # lenient (a one-term answer to a three-term step is allowed) and scale 5 both apply: 2/(1+e^(2/5))
+    assert '"reward": 0.802' in result.stdout

@@ -2,22 +2,28 @@
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.conftest import inprocess_service
 from reward_contract.wire.v1 import reward_pb2 as pb
 from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
 
+SEED = 20261125
 SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+# Options travel as strings on gRPC: numbers at every limit, written every way.
+number_text = st.one_of(st.integers().map(str), st.floats().map(repr), st.sampled_from(
+    ["1e309", "-1e309", "inf", "nan", "-0", "1e-400", "9" * 5000, "0x10", "1_000", " 5 ", "true", ""]))
 items = st.lists(st.builds(pb.Item, id=text, prompt=text, completion=text,
-                           reference=st.dictionaries(st.sampled_from(["previous", "target", "x"]), text, max_size=3)),
+                           reference=st.dictionaries(st.sampled_from(["previous", "target", "prefix", "x"]),
+                                                     text | number_text, max_size=3)),
                  max_size=5)
-requests = st.builds(pb.ScoreRequest, reward=st.sampled_from(["arithmetic", "sentiment_vader", "nope", ""]),
-                     items=items, options=st.dictionaries(st.sampled_from(["lenient", "scale", "text", "q"]), text,
-                                                          max_size=2),
-                     deadline_ms=st.integers(0, 10_000), no_cache=st.booleans())
+requests = st.builds(pb.ScoreRequest, reward=st.sampled_from(["arithmetic", "sentiment_vader", "ludii", "nope", ""]),
+                     items=items, options=st.dictionaries(st.sampled_from(
+                         ["lenient", "scale", "text", "playouts", "max_turns", "time_limit_s", "seed", "q"]),
+                         text | number_text, max_size=3),
+                     deadline_ms=st.integers(0, 2**32 - 1), no_cache=st.booleans())
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,8 @@ def channel():
     server.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@seed(SEED)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=requests)
 def test_structured_requests_never_fault(channel, request):
     try:
@@ -41,12 +48,24 @@ def test_structured_requests_never_fault(channel, request):
         assert error.code() not in SERVER_FAULTS, error.details()
 
 
+@seed(SEED)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=st.binary(max_size=300))
-def test_random_bytes_never_fault(channel, raw):
-    call = channel.unary_unary("/rlpr.reward.v1.RewardService/Score")
+@given(raw=st.binary(max_size=300), method=st.sampled_from(["Score", "ListRewards"]))
+def test_random_bytes_never_fault(channel, raw, method):
+    call = channel.unary_unary(f"/rlpr.reward.v1.RewardService/{method}")
     try:
         call(raw, timeout=30)
+    except grpc.RpcError as error:
+        assert error.code() not in SERVER_FAULTS, error.details()
+
+
+@seed(SEED)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(requests, min_size=1, max_size=3))
+def test_streams_never_fault(channel, batch):
+    try:
+        answers = list(pb_grpc.RewardServiceStub(channel).ScoreStream(iter(batch), timeout=30))
+        assert len(answers) == len(batch)
     except grpc.RpcError as error:
         assert error.code() not in SERVER_FAULTS, error.details()
 

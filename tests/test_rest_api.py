@@ -100,3 +100,17 @@ def test_readme_curl_example_works(embedded_server):
     command = command.replace("\\\n", " ").replace("127.0.0.1:8000", f"127.0.0.1:{embedded_server.rest_port}")
     output = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(output)["status"] == "ok"
+
+
+def test_keep_alive_responses_are_not_held_back_by_nagle(embedded_server):
+    """With Nagle on, each response on a kept-alive connection waits ~40 ms for a delayed ACK."""
+    import statistics
+    import time
+
+    with httpx.Client(base_url=embedded_server.rest_url) as http:
+        times = []
+        for _ in range(21):
+            started = time.perf_counter()
+            assert http.get("/livez").status_code == 200
+            times.append(time.perf_counter() - started)
+    assert statistics.median(times) < 0.02, times

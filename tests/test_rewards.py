@@ -137,3 +137,10 @@ def test_reward_kinds_describe_options_and_the_label_field():
     assert kinds["arithmetic"].label_field == "previous" and "lenient" in kinds["arithmetic"].options
     assert kinds["arithmetic"].options["scale"] == "float (default: 10.0)"
     assert kinds["ludii"].label_field == ""
+
+
+def test_a_classifier_model_that_is_not_there_says_where_models_come_from(tmp_path):
+    spec = get_reward("sentiment_classifier")
+    [result] = score_items(spec, spec.options({"model": str(tmp_path / "no-such-model")}), [RewardItem("a", "", "x")])
+    assert result.status is ItemStatus.ERROR
+    assert "Workers never download models" in result.error and "HF_HOME" in result.error

@@ -99,7 +99,7 @@ class QueueBackend:
             finished = not pending
         finally:
             if not finished:  # the deadline passed, or the caller went away (CancelledError): nobody waits
-                await asyncio.shield(asyncio.to_thread(self._withdraw, request, list(pending)))
+                await asyncio.shield(asyncio.to_thread(self._withdraw, queue, request, list(pending)))
             await asyncio.shield(self._forget(reply_key))
         return [results.get(item.id) or ScoredItem.failed(item.id, ItemStatus.TIMEOUT, "deadline exceeded")
                 for item in items]
@@ -156,14 +156,17 @@ class QueueBackend:
                 lost[item.id] = ScoredItem.failed(item.id, ItemStatus.LOST, reason)
         return lost
 
-    def _withdraw(self, request, job_ids) -> None:
-        """Nobody waits for these jobs: running ones stop at the cancel key, queued ones go."""
+    def _withdraw(self, queue, request, job_ids) -> None:
+        """Nobody waits for these jobs: running ones stop at the cancel key; queued ones are taken off
+        the queue (atomically, so no worker can be starting one meanwhile) and deleted."""
         why = "deadline" if request.remaining_s() <= 0 else "caller gone"
         try:
             self.redis.set(cancel_key(request.id), 1, ex=CANCEL_TTL_S)
-            for job in Job.fetch_many(job_ids, connection=self.redis):
-                if job is not None and job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED):
-                    job.delete(remove_from_queue=True)
+            for job_id in job_ids:
+                if queue.remove(job_id):
+                    job = Job.fetch_many([job_id], connection=self.redis)[0]
+                    if job is not None:
+                        job.delete(remove_from_queue=False)
                     self.metrics.withdrawn_jobs.labels(request.spec.name, why).inc()
         except RedisError as exc:  # the jobs' TTL and their deadline still stop them
             log.warning("could not withdraw jobs", extra={"request_id": request.id, "error": repr(exc)})

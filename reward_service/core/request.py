@@ -27,6 +27,7 @@ class Limits:
     max_field_chars: int = 65536
     default_deadline_s: float = 120.0
     max_deadline_s: float = 3600.0
+    max_inflight_requests: int = 2048  # per API process; each waiting request holds one Redis connection
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,17 @@ def _digest(fields: list) -> str:
 
 
 def resolve(reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None,
-            deadline_s: float | None, use_cache: bool, front: str, limits: Limits) -> ResolvedRequest:
-    """Validate everything a request says, once, with messages that name the field at fault."""
+            deadline_s: float | None, use_cache: bool, front: str, limits: Limits,
+            caller_remaining_s: float | None = None) -> ResolvedRequest:
+    """Validate everything a request says, once, with messages that name the field at fault.
+    The request never outlives its caller (`caller_remaining_s`, e.g. a gRPC deadline), but an
+    invalid deadline is refused whatever the caller's."""
     spec = get_reward(reward)
     typed = spec.options(options)
     validate_items(items, limits)
     deadline_s = _deadline_s(deadline_s, limits)
+    if caller_remaining_s is not None:
+        deadline_s = min(deadline_s, caller_remaining_s)
     return ResolvedRequest(uuid.uuid4().hex, spec, typed, tuple(items), time.time() + deadline_s, use_cache, front)
 
 

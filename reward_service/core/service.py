@@ -36,13 +36,15 @@ class RewardService:
         self.limits = limits
         self.metrics = metrics or ServiceMetrics()
         self.monitor = monitor  # None: nothing to watch (in-process scoring)
-        self._inflight: dict[str, int] = {}
+        self._inflight: dict[str, int] = {}  # items in flight, by reward
+        self._requests = 0  # requests in flight
         self._loop: asyncio.AbstractEventLoop | None = None  # for score_blocking
         self._loop_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: ServeConfig) -> "RewardService":
-        limits = Limits(config.max_batch_items, config.max_field_chars, config.deadline_s, config.max_deadline_s)
+        limits = Limits(config.max_batch_items, config.max_field_chars, config.deadline_s, config.max_deadline_s,
+                        config.max_inflight_requests)
         metrics = ServiceMetrics()
         if config.backend == "inprocess":
             executor = ThreadPoolExecutor(config.inprocess_threads, thread_name_prefix="reward")
@@ -51,7 +53,9 @@ class RewardService:
         from redis import asyncio as aioredis
 
         redis = Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        aredis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=5)
+        # Every waiting request holds one connection (its reply BLPOP); admission caps the requests.
+        aredis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=5,
+                                         max_connections=config.max_inflight_requests + 64)
         monitor = HealthMonitor(redis)
         cache = ResultCache(aredis, config.cache_ttl_s, config.cache_min_ttl_s, metrics) if config.cache else None
         return cls(QueueBackend(redis, aredis, monitor, metrics, config.retries), cache, limits, metrics, monitor)
@@ -73,28 +77,39 @@ class RewardService:
         return [REGISTRY[name].kind() for name in sorted(REGISTRY)]
 
     def resolve(self, reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
-                deadline_s: float | None = None, use_cache: bool = True, front: str = "python") -> ResolvedRequest:
-        return resolve(reward, items, options, deadline_s, use_cache, front, self.limits)
+                deadline_s: float | None = None, use_cache: bool = True, front: str = "python",
+                caller_remaining_s: float | None = None) -> ResolvedRequest:
+        return resolve(reward, items, options, deadline_s, use_cache, front, self.limits, caller_remaining_s)
 
     async def score(self, request: ResolvedRequest) -> list[ScoredItem]:
         name = request.spec.name
         self.metrics.requests.labels(request.front, name).inc()
-        inflight = self._inflight.get(name, 0)
-        if inflight and inflight + len(request.items) > request.spec.max_inflight_items:
-            raise ResourceExhausted(f"{inflight} items of reward {name!r} are in flight here (limit "
-                                    f"{request.spec.max_inflight_items}); retry later", ADMISSION_RETRY_S)
-        self._inflight[name] = inflight + len(request.items)
+        self._admit(request)
+        self._requests += 1
+        self._inflight[name] = self._inflight.get(name, 0) + len(request.items)
         self.metrics.inflight.labels(name).set(self._inflight[name])
         started = time.monotonic()
         try:
             results = await self._score(request)
         finally:
+            self._requests -= 1
             self._inflight[name] -= len(request.items)
             self.metrics.inflight.labels(name).set(self._inflight[name])
         self.metrics.latency.labels(name).observe(time.monotonic() - started)
         for result in results:
             self.metrics.items.labels(name, result.status.value, str(result.cached).lower()).inc()
         return results
+
+    def _admit(self, request: ResolvedRequest) -> None:
+        """Refuse, with a retry hint, rather than queue without bound: a reward's items in flight
+        are capped (so slow Ludii games cannot take every slot), and so are requests in flight."""
+        name, inflight = request.spec.name, self._inflight.get(request.spec.name, 0)
+        if inflight and inflight + len(request.items) > request.spec.max_inflight_items:
+            raise ResourceExhausted(f"{inflight} items of reward {name!r} are in flight here (limit "
+                                    f"{request.spec.max_inflight_items}); retry later", ADMISSION_RETRY_S)
+        if self._requests >= self.limits.max_inflight_requests:
+            raise ResourceExhausted(f"{self._requests} requests are in flight here (limit "
+                                    f"{self.limits.max_inflight_requests}); retry later", ADMISSION_RETRY_S)
 
     async def _score(self, request: ResolvedRequest) -> list[ScoredItem]:
         cache = self.cache if request.use_cache else None

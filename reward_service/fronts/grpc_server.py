@@ -47,12 +47,9 @@ class RewardServicer:
             request = pb.ScoreRequest.FromString(raw)
         except DecodeError as exc:
             raise InvalidArgument(f"request does not parse (strings must be valid UTF-8): {exc}") from exc
-        deadline_s = request.deadline_ms / 1000 or None
-        remaining = context.time_remaining()
-        if remaining is not None:  # never outlive the caller's own gRPC deadline
-            deadline_s = min(deadline_s or remaining, remaining)
         resolved = self.service.resolve(request.reward, codec.items_from_pb(request), dict(request.options),
-                                        deadline_s, not request.no_cache, "grpc")
+                                        request.deadline_ms / 1000 or None, not request.no_cache, "grpc",
+                                        caller_remaining_s=context.time_remaining())
         results = await self.service.score(resolved)
         return pb.ScoreResponse(results=[codec.result_to_pb(r) for r in results])
 

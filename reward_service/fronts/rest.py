@@ -48,7 +48,8 @@ class ItemIn(_Strict):
 class _ScoreIn(_Strict):
     reward: str = Field(description="A reward kind from GET /v1/rewards.")
     options: dict[str, Scalar] = Field(default_factory=dict, description="JSON scalars typed by the reward's options.")
-    deadline_ms: int = Field(default=0, ge=0, description="0 uses the server default.")
+    # The bound only keeps the number a float can hold; the server's own maximum is checked with the rest.
+    deadline_ms: int = Field(default=0, ge=0, le=10**12, description="0 uses the server default.")
     no_cache: bool = False
 
 

@@ -6,6 +6,7 @@ given by name or local path. Models are loaded once per worker and kept.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
 
@@ -48,7 +49,13 @@ def _load(model: str):
 
 def load(model: str):
     with _load_lock:  # two threads must not load the same model twice
-        return _load(model)
+        try:
+            return _load(model)
+        except OSError as exc:  # not a local path, and not in the Hugging Face cache this worker sees
+            raise RuntimeError(
+                f"cannot load the classifier {model!r}: {exc}. Workers never download models: give a local "
+                f"path, or mount a Hugging Face cache holding it (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}; "
+                "docker compose mounts $RLPR_MODEL_CACHE there)") from None
 
 
 def positive_index(id2label: dict, wanted: str) -> int:

@@ -73,8 +73,10 @@ class RewardWorker(SimpleWorker):
                 log.warning("heartbeat failed", exc_info=True, extra={"job_id": job.id})
 
     # Redis calls of RQ's work loop that would otherwise end the worker when Redis is away.
-    def heartbeat(self, *args, **kwargs):
-        return self._until_redis(super().heartbeat, *args, **kwargs)
+    def heartbeat(self, timeout=None, pipeline=None):
+        self._until_redis(super().heartbeat, timeout, pipeline)
+        if pipeline is None:  # a Redis that restarted may have forgotten us, even if no call of ours failed
+            self._until_redis(rq_gaps.reregister_if_forgotten, self)
 
     def check_for_suspension(self, burst: bool):
         return self._until_redis(super().check_for_suspension, burst)

@@ -53,5 +53,7 @@ PID = RewardSpec("test_pid", "reports the pid of the process that scored it", _p
                  queue="test_pid", chunk_size=1, job_timeout_s=60)
 SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completion)", _sleepy, SleepOptions,
                   queue="test_slow", chunk_size=1, job_timeout_s=60)
+LIMITED = RewardSpec("test_limited", "like test_slow, but at most 2 items in flight per API process", _sleepy,
+                     SleepOptions, queue="test_slow", chunk_size=1, job_timeout_s=60, max_inflight_items=2)
 EXPLOSIVE = RewardSpec("test_explosive", "raises for completion 'boom'", _explosive, NoOptions,
                        queue="test_explosive", chunk_size=4, job_timeout_s=60)
