@@ -29,21 +29,3 @@ def save_tiny_classifier(path: pathlib.Path, seed: int = 0) -> pathlib.Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-def save_tiny_ludii_lm(path: pathlib.Path, codes: list[str]) -> pathlib.Path:
-    """A tiny byte-level BPE GPT-2 trained-from-config on Ludii text: enough to run the Ludii task."""
-    import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(codes, vocab_size=600, min_frequency=2, special_tokens=["<|endoftext|>"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>", model_max_length=4096)
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=4096, n_embd=32, n_layer=1, n_head=2,
-                                       eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id))
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path

@@ -45,3 +45,47 @@ def test_errors_know_their_status_codes_without_grpc():
     for error in errors.ERRORS_BY_GRPC_CODE.values():
         assert error.grpc_code in grpc.StatusCode.__members__ and 400 <= error.http_status < 600
     assert "grpc" not in loaded_after("import reward_contract.errors")
+
+
+def unit_of(module: str) -> str | None:
+    """The part of the design a module belongs to: reward_service's folders are parts of their own."""
+    parts = module.split(".")
+    if parts[0] == "reward_service" and len(parts) > 1:
+        return "reward_service." + parts[1].removesuffix(".py")
+    return parts[0] if parts[0] in ("reward_contract", "reward_service", "trainer", "rlpr") else None
+
+
+def import_graph() -> dict[str, set[str]]:
+    import ast
+    import pathlib
+
+    graph: dict[str, set[str]] = {}
+    for package in ("reward_contract", "reward_service", "trainer", "rlpr"):
+        for path in (pathlib.Path(REPO) / package).rglob("*.py"):
+            module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            source = unit_of(module)
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+                for name in names:
+                    target = unit_of(name)
+                    if target and target != source:
+                        graph.setdefault(source, set()).add(target)
+    return graph
+
+
+def test_the_parts_import_each_other_without_a_cycle():
+    graph = import_graph()
+    assert not graph.get("reward_contract"), graph.get("reward_contract")  # the leaf
+    assert not {u for u in graph.get("trainer", ()) if u.startswith("reward_service")}  # the trainer: contract only
+    assert "reward_service.worker" not in graph.get("reward_service.core", ())  # jobs are enqueued by name
+
+    def reachable(start, seen):
+        for nxt in graph.get(start, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                reachable(nxt, seen)
+        return seen
+
+    cycles = [unit for unit in graph if unit in reachable(unit, set())]
+    assert not cycles, {unit: sorted(graph[unit]) for unit in cycles}

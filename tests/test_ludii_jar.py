@@ -49,7 +49,7 @@ def test_seeded_evaluations_are_reproducible():
 
 
 def test_every_compiling_test_game_scores_in_unit_interval():
-    options = SPEC.options({"playouts": "10", "time_limit_s": "20"})
+    options = SPEC.options({"playouts": "10"})  # under the default time limit
     items = [RewardItem(str(i), "", g["code"]) for i, g in enumerate(games("test"))]
     results = score_items(get_reward("ludii"), options, items)
     assert len(results) == len(items)

@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-from tests.helpers import save_tiny_ludii_lm
-from tests.ludii_games import SHARED, games
+from tests.ludii_games import SHARED
 from tests.test_ppo import run_cli
 
 pytestmark = pytest.mark.skipif(not (SHARED / "games_train.json").exists(), reason=f"no Ludii games in {SHARED}")
@@ -17,7 +16,13 @@ pytestmark = pytest.mark.skipif(not (SHARED / "games_train.json").exists(), reas
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    return save_tiny_ludii_lm(tmp_path_factory.mktemp("ludii-lm"), [g["code"] for g in games("train")])
+    """The task's from-scratch model (a BPE over the games, a GPT-2), tiny, after a few FIM steps."""
+    out = tmp_path_factory.mktemp("ludii-sft")
+    sft = run_cli("sft", "--task", "ludii", "--ludii-games", str(SHARED / "games_train.json"), "--ludii-model-size",
+                  "1x32", "--ludii-ludeme-tokens", "--steps", "4", "--batch-size", "2", "--eval-every", "4",
+                  "--eval-batches", "1", "--out", str(out))
+    assert sft.returncode == 0, sft.stderr[-3000:]
+    return out / "checkpoint"
 
 
 def test_supervised_fim_pretraining_then_ppo(tmp_path, tiny_lm):

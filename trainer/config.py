@@ -42,8 +42,8 @@ class TaskOptions:
     task: Literal["arithmetic", "sentiment", "ludii"] = "arithmetic"
     """Which task to train on."""
     model: str = ""
-    """Causal LM name or path. Empty: the task's default (arithmetic: GPT-2 from scratch;
-    sentiment: a tiny word-level GPT-2 built from config; ludii: required)."""
+    """Causal LM name or path. Empty: the task's default, built from scratch (arithmetic: GPT-2 over the
+    word-level vocabulary; sentiment: a tiny word-level GPT-2; ludii: GPT-2 over a BPE trained on the games)."""
     out: str = "runs/latest"
     """Run directory: metrics.jsonl, TensorBoard events, curves.png, config.json, checkpoints."""
     seed: int = 0
@@ -68,6 +68,8 @@ class TaskOptions:
     """Keep only Ludii FIM samples with at least this fraction of the description masked (0 disables)."""
     ludii_ludeme_tokens: bool = False
     """Add every Ludii ludeme (e.g. `(board`) to the tokenizer as one token."""
+    ludii_model_size: str = "4x256"
+    """LAYERSxWIDTH of the from-scratch Ludii GPT-2 (used when --model is empty)."""
     reward_url: str = ""
     """grpc://HOST:PORT of `rlpr serve`; empty scores in this process."""
     reward_token: str = ""
@@ -80,8 +82,9 @@ class TaskOptions:
                               "e.g. 4x128 or 12x768x12")
         if len(parts) == 3 and int(parts[1]) % int(parts[2]):
             raise ConfigError(f"--arithmetic-model-size {self.arithmetic_model_size!r}: the heads must divide the width")
-        if self.task == "ludii" and not self.model:
-            raise ConfigError("--task ludii needs --model (a causal LM name or path, ideally after `rlpr sft --task ludii`)")
+        layers, _, width = self.ludii_model_size.partition("x")
+        if not (layers.isdigit() and width.isdigit() and int(layers) > 0 and int(width) > 0):
+            raise ConfigError(f"--ludii-model-size {self.ludii_model_size!r} is not LAYERSxWIDTH, e.g. 4x256")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"--device {self.device!r} must be auto, cpu or cuda[:N]")
         if not 0 <= self.ludii_min_masked < 1:

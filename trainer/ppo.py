@@ -192,6 +192,7 @@ class PPOTrainer:
                         "train/skipped_updates": float(skipped),
                         "train/staleness": float(self.version - 1 - rollout.policy_version),
                         "kl/mean": mean_kl, "kl/coef": self.kl.value, **diversity(rollout.completions),
+                        **{f"reward_components/{k}": v for k, v in scores.components.items()},
                         "response/length": rollout.gen.response_mask.sum(-1).float().mean().item()})
         return metrics
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from reward_contract.client import RewardClient, make_client
@@ -20,6 +20,7 @@ class Scores:
     valid: list[bool]  # False: the item failed and must be masked out of the update
     unavailable: bool = False  # the whole batch could not be scored
     time_limited: int = 0  # items whose reward hit its own time limit
+    components: dict[str, float] = field(default_factory=dict)  # mean of each named component over scored items
 
     @property
     def failed(self) -> int:
@@ -54,7 +55,8 @@ class RewardScorer:
             timed_out = result.status is ItemStatus.TIME_LIMIT and self.timeout_reward is not None
             rewards.append(result.reward if result.ok else self.timeout_reward if timed_out else 0.0)
             valid.append(result.ok or timed_out)
-        return Scores(rewards, valid, time_limited=sum(r.status is ItemStatus.TIME_LIMIT for r in results))
+        return Scores(rewards, valid, time_limited=sum(r.status is ItemStatus.TIME_LIMIT for r in results),
+                      components=component_means(r for r in results if r.ok))
 
     def submit(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> "Future[Scores]":
         """Score in the background so the trainer can generate the next batch meanwhile."""
@@ -72,3 +74,12 @@ def make_scorer(config, task) -> RewardScorer:
     options.update(config.reward_options)
     return RewardScorer(make_client(config.reward_url, config.reward_token), reward, options,
                         config.reward_deadline_s, config.timeout_reward)
+
+
+def component_means(results) -> dict[str, float]:
+    """Mean of each named component over the results that carry it (Ludii's compiles, balance, ...)."""
+    sums: dict[str, list[float]] = {}
+    for result in results:
+        for name, value in result.components.items():
+            sums.setdefault(name, []).append(value)
+    return {name: sum(values) / len(values) for name, values in sums.items()}

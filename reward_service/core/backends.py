@@ -26,6 +26,7 @@ from reward_service.core.scoring import score_items
 
 log = logging.getLogger(__name__)
 
+JOB_FUNCTION = "reward_service.worker.jobs.score_chunk"  # by name: the core never imports the worker
 POLL_S = 0.5  # how long to block on replies before checking for failed or abandoned jobs
 JOB_TTL_MARGIN_S = 60  # a job nobody started by its request's deadline (plus this) is dropped by RQ
 CANCEL_TTL_S = 600
@@ -105,13 +106,11 @@ class QueueBackend:
                 for item in items]
 
     def _enqueue(self, queue, request, chunks, reply_key) -> dict[str, tuple[RewardItem, ...]]:
-        from reward_service.worker.jobs import score_chunk
-
         retry = Retry(max=self.retries) if self.retries else None
         ttl = max(1, int(request.remaining_s()) + JOB_TTL_MARGIN_S)
         datas = [
             Queue.prepare_data(
-                score_chunk,
+                JOB_FUNCTION,
                 args=(WorkChunk(request.id, request.spec.name, request.options, chunk, request.deadline, reply_key),),
                 description=f"{request.spec.name}: {len(chunk)} items",  # RQ's default repr()s every argument
                 # A finished job stays a minute, so the reaper never mistakes one whose reply it has not

@@ -10,6 +10,7 @@ the next item. A request that is withdrawn (its caller gone) also ends its evalu
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pathlib
 import socket
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from reward_service.ludii import jvm
-from reward_service.rewards.base import RequestExpired, work_limits
 
 log = logging.getLogger(__name__)
 HOW_TO_GET_THE_JAR = (
@@ -30,7 +30,7 @@ HOW_TO_GET_THE_JAR = (
     "Dockerfile.ludii does this at build time."
 )
 START_TIMEOUT_S = 120.0  # javac of the helpers on first use, then the JVM
-KILL_GRACE_S = 1.0  # Java stops within one move of its deadline; past this the child is killed
+KILL_GRACE_S = 2.0  # Java stops within one move of its deadline; past this the child is killed
 POLL_S = 0.1  # how often a waiting evaluation checks whether its request was withdrawn
 
 
@@ -42,7 +42,7 @@ class LudiiUnavailable(RuntimeError):
 class Outcome:
     compiles: bool
     playable: bool
-    stopped: str  # "" if every playout ran, else "time_limit" or "deadline"
+    stopped: str  # "" if every playout ran, else "time_limit", "deadline" (the request's) or "cancelled"
     num_players: int
     failed_playouts: int
     winners: tuple[int, ...]  # per finished playout
@@ -138,20 +138,23 @@ class LudiiEngine:
         self._starting.start()
 
     # -- evaluations --------------------------------------------------------------------------
-    def evaluate(self, text: str, playouts: int, max_turns: int, seed: int, time_limit_s: float) -> Outcome:
-        """Compile and play `text`, within `time_limit_s` and the current request's deadline."""
-        limits = work_limits()
+    def evaluate(self, text: str, playouts: int, max_turns: int, seed: int, time_limit_s: float,
+                 deadline: float = math.inf, cancelled=lambda: False) -> Outcome:
+        """Compile and play `text` within `time_limit_s`, and never past `deadline` (a time.time()
+        instant: the request's) or after `cancelled()` turns true (the request was withdrawn)."""
         with self._lock:
             self._ensure_child()
             started = time.monotonic()
-            to_deadline = limits.deadline - time.time()
+            to_deadline = deadline - time.time()
             budget = min(time_limit_s, to_deadline)
             stopped_by = "time_limit" if time_limit_s <= to_deadline else "deadline"
             if budget <= 0:
-                raise RequestExpired("the request's deadline passed before the evaluation started")
+                return Outcome(False, False, "deadline", 0, 0, (), (), "the deadline passed before the evaluation", 0.0)
             self._conn.send((text, playouts, max_turns, seed, budget))
-            reply = self._wait(started + budget + KILL_GRACE_S, limits.cancelled)
+            reply = self._wait(started + budget + KILL_GRACE_S, cancelled)
         seconds = time.monotonic() - started
+        if reply == "cancelled":
+            return Outcome(False, False, "cancelled", 0, 0, (), (), "the request was withdrawn", seconds)
         if reply is None:  # killed: a single compile, start or move ran past the limit
             return Outcome(False, False, stopped_by, 0, 0, (), (), f"stopped after {seconds:.1f} s: one compile, "
                            "start or move ran past the limit, so the JVM was killed", seconds)
@@ -175,7 +178,7 @@ class LudiiEngine:
                                    "a fresh one was started") from None
             if cancelled():
                 self._kill_and_restart("request withdrawn")
-                raise RequestExpired("the request was withdrawn during the evaluation")
+                return "cancelled"
             if remaining <= 0:
                 self._kill_and_restart("evaluation overran its limit")
                 return None

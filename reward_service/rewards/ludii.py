@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from reward_contract.types import RewardItem
 from reward_service.ludii import quality
-from reward_service.rewards.base import RequestExpired, RewardResult, TimeLimitExceeded
+from reward_service.rewards.base import RequestExpired, RewardResult, TimeLimitExceeded, work_limits
 
 # Server-side maxima: a request cannot buy more work than this per game.
 MAX_PLAYOUTS = 1000
@@ -53,14 +53,15 @@ def game_text(item: RewardItem) -> str:
 def score(item: RewardItem, options: LudiiOptions) -> RewardResult:
     from reward_service.ludii.engine import get_engine
 
+    request = work_limits()
     outcome = get_engine().evaluate(game_text(item), options.playouts, options.max_turns, options.seed,
-                                    options.time_limit_s)
+                                    options.time_limit_s, request.deadline, request.cancelled)
     summary = quality.PlayoutSummary(outcome.num_players, outcome.winners, outcome.capped)
     components = {"compiles": float(outcome.compiles), "playable": float(outcome.playable),
                   "playouts": float(len(outcome.winners)), "failed_playouts": float(outcome.failed_playouts)}
-    if outcome.stopped == "deadline":
-        raise RequestExpired(f"the request's deadline passed after {len(outcome.winners)} of {options.playouts} "
-                             "playouts")
+    if outcome.stopped in ("deadline", "cancelled"):
+        raise RequestExpired(f"the request ended ({outcome.stopped}) after {len(outcome.winners)} of "
+                             f"{options.playouts} playouts")
     if outcome.stopped:
         if summary.winners:
             components.update(summary.components())

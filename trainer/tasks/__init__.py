@@ -18,7 +18,7 @@ def make_task(config):
         from trainer.tasks.ludii_task import LudiiTask
 
         return LudiiTask(config.model, config.ludii_games, config.ludii_mask_names, config.ludii_min_masked,
-                         config.seed, config.ludii_ludeme_tokens)
+                         config.seed, config.ludii_ludeme_tokens, config.ludii_model_size)
     raise ValueError(f"unknown task {config.task!r}")
 
 
