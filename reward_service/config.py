@@ -37,8 +37,8 @@ def _at_least(config, minimum, *names: str) -> None:
 
 
 @dataclass
-class ServeConfig:
-    """Run the reward API: gRPC and REST fronts over Redis/RQ workers (or in-process scoring)."""
+class ApiConfig:
+    """Where the reward API listens and what it uses: shared by `rlpr serve` and `rlpr up`."""
 
     rest_addr: str = DEFAULT_REST_ADDR
     """REST listen address HOST:PORT (env RLPR_REST_ADDR)."""
@@ -46,12 +46,23 @@ class ServeConfig:
     """gRPC listen address HOST:PORT (env RLPR_GRPC_ADDR)."""
     redis_url: str = DEFAULT_REDIS_URL
     """Redis holding the queues and the result cache (env REDIS_URL)."""
-    backend: str = "queue"
-    """`queue`: fan out to RQ workers; `inprocess`: score inside the API process."""
     auth_token: str = ""
     """Shared bearer token for both fronts; empty reads $RLPR_AUTH_TOKEN; none at all disables auth."""
     cache: bool = True
     """Serve identical (reward, options, prompt, completion, reference) items from Redis."""
+
+    def __post_init__(self):
+        split_addr(self.rest_addr, "--rest-addr")
+        split_addr(self.grpc_addr, "--grpc-addr")
+        check_redis_url(self.redis_url)
+
+
+@dataclass
+class ServeConfig(ApiConfig):
+    """Run the reward API: gRPC and REST fronts over Redis/RQ workers (or in-process scoring)."""
+
+    backend: str = "queue"
+    """`queue`: fan out to RQ workers; `inprocess`: score inside the API process."""
     cache_ttl_s: int = 24 * 3600
     """Lifetime of a small (<= 1 KiB) cached result; bigger entries live proportionally shorter."""
     cache_min_ttl_s: int = 600
@@ -74,9 +85,7 @@ class ServeConfig:
     """Threads that run rewards with --backend inprocess (the event loop never runs them itself)."""
 
     def __post_init__(self):
-        split_addr(self.rest_addr, "--rest-addr")
-        split_addr(self.grpc_addr, "--grpc-addr")
-        check_redis_url(self.redis_url)
+        super().__post_init__()
         if self.backend not in ("queue", "inprocess"):
             raise ConfigError(f"--backend {self.backend!r} is not one of: queue, inprocess")
         _at_least(self, 1, "cache_ttl_s", "cache_min_ttl_s", "max_batch_items", "max_field_chars",

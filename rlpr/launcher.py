@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from reward_contract.errors import ConfigError
 from reward_contract.settings import auth_token
-from reward_service.config import DEFAULT_GRPC_ADDR, DEFAULT_REDIS_URL, DEFAULT_REST_ADDR, ServeConfig, WorkerConfig
+from reward_service.config import ApiConfig, WorkerConfig
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CONFIG_ERROR_EXIT = 2  # what `rlpr` exits with on a configuration error
@@ -37,26 +37,19 @@ class StartFailed(Exception):
 
 
 @dataclass
-class UpConfig:
-    """Start Redis (if needed), the reward API and its workers as local processes."""
+class UpConfig(ApiConfig):
+    """Start Redis (if needed; on loopback when nothing answers at --redis-url), the reward API and its
+    workers as local processes."""
 
     workers: str = "arithmetic=1,sentiment_vader=1"
     """Workers per queue, e.g. `arithmetic=2,sentiment_vader=1,ludii=2`."""
-    rest_addr: str = DEFAULT_REST_ADDR
-    grpc_addr: str = DEFAULT_GRPC_ADDR
-    redis_url: str = DEFAULT_REDIS_URL
-    """Redis to use; started on loopback when nothing answers there."""
     redis_maxmemory: str = "1gb"
     """Memory bound of a Redis that `up` starts; keys with a TTL (the result cache first) are evicted LRU."""
-    auth_token: str = ""
-    """Shared bearer token for the API; empty reads $RLPR_AUTH_TOKEN (the value is never printed)."""
-    cache: bool = True
-    """Serve repeated items from the Redis result cache."""
     restart_workers: bool = True
     """Restart a worker that exits on its own (a crash, say)."""
 
     def __post_init__(self):
-        ServeConfig(rest_addr=self.rest_addr, grpc_addr=self.grpc_addr, redis_url=self.redis_url)
+        super().__post_init__()
         if self.worker_counts.get("ludii"):
             from reward_service.ludii.engine import LudiiUnavailable, jar_path
 

@@ -94,3 +94,13 @@ def test_repeated_key_value_flags_append():
     assert result.returncode == 0, result.stderr
     # lenient (a one-term answer to a three-term step is allowed) and scale 5 both apply: 2/(1+e^(2/5))
     assert '"reward": 0.802' in result.stdout
+
+
+def test_training_checks_the_reward_service_at_start_up():
+    from tests.conftest import free_port
+
+    unknown = rlpr("train", "--arithmetic-model-size", "1x32", "--steps", "1", "--reward", "sentimant")
+    assert unknown.returncode == 2 and "has no reward 'sentimant'" in unknown.stderr and "sentiment_vader" in unknown.stderr
+    dead = f"127.0.0.1:{free_port()}"
+    unreachable = rlpr("train", "--arithmetic-model-size", "1x32", "--steps", "1", "--reward-url", f"grpc://{dead}")
+    assert unreachable.returncode == 1 and f"no reward service answers at {dead}" in unreachable.stderr

@@ -256,3 +256,50 @@ def test_a_client_never_hangs_on_a_dead_address():
         client.kinds()
     assert time.monotonic() - started < 4.0
     client.close()
+
+
+def test_a_time_limit_is_its_own_status_on_both_fronts_and_is_never_cached(workers, queue_service, make_server):
+    from reward_contract.wire.v1 import reward_pb2 as pb
+    from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
+
+    workers.start("test_overtime")
+    server = make_server(queue_service)
+    body = {"reward": "test_overtime", "items": [{"id": "a", "completion": "slow"}, {"id": "b", "completion": "ok"}]}
+    for attempt in range(2):
+        slow, fast = post(server, body, "/v1/score:batch").json()["results"]
+        assert slow["status"] == "time_limit" and slow["components"] == {"playouts": 3.0} and not slow["cached"]
+        assert fast["status"] == "ok" and fast["cached"] == (attempt == 1)  # ok results are cached, time limits not
+    channel = grpc.insecure_channel(server.grpc_target)
+    answer = pb_grpc.RewardServiceStub(channel).Score(pb.ScoreRequest(reward="test_overtime", items=[
+        pb.Item(id="a", completion="slow")]), timeout=30)
+    assert answer.results[0].status == pb.TIME_LIMIT and answer.results[0].components["playouts"] == 3.0
+    channel.close()
+
+
+def test_cache_entries_live_shorter_the_bigger_they_are(workers, queue_service, redis_url):
+    from reward_service.core.cache import entry_ttl_s
+
+    assert entry_ttl_s(300, 86400, 600) == 86400 and entry_ttl_s(4096, 86400, 600) == 21600
+    assert entry_ttl_s(10**7, 86400, 600) == 600  # never below the floor
+    workers.start("arithmetic")
+    queue_service.score_blocking("arithmetic", [RewardItem("1", "", "23 + 4", {"previous": "23 + 1 + 3"})])
+    redis = Redis.from_url(redis_url)
+    [key] = redis.keys("rlpr:cache:*")
+    assert 86400 - 5 <= redis.ttl(key) <= 86400
+
+
+def test_queued_jobs_expire_with_their_request(workers, queue_service, redis_url):
+    """A job nobody started by its request's deadline (plus a minute) is dropped by RQ itself,
+    even if the API that queued it died and never withdrew it."""
+    from rq import Queue, Worker
+    from rq.job import Job
+
+    redis = Redis.from_url(redis_url)
+    Worker([Queue("test_slow", connection=redis)], connection=redis, name="never-works").register_birth()
+    thread = threading.Thread(target=lambda: queue_service.score_blocking(
+        "test_slow", [RewardItem("1", "", "x")], deadline_s=20))
+    thread.start()
+    wait_for(lambda: Queue("test_slow", connection=redis).count == 1, 5, "the job to be queued")
+    [job] = Job.fetch_many(Queue("test_slow", connection=redis).get_job_ids(), connection=redis)
+    assert 70 <= redis.ttl(job.key) <= 80  # the request's 20 s deadline plus a minute
+    thread.join(30)

@@ -227,3 +227,23 @@ def test_overlap_defaults_on_only_for_a_remote_reward_service_and_staleness_is_l
     train_steps(make_trainer(), scorer(), random.Random(0), range(2), overlap=False,
                 on_step=lambda step, rollout, m: seen.append(m["train/staleness"]))
     assert seen == [0.0, 0.0]
+
+
+class OvertimeClient(LocalRewardClient):
+    """Every other item ran past its reward's own time limit."""
+
+    def score(self, reward, items, options=None, deadline_s=None):
+        results = super().score(reward, items, options, deadline_s)
+        return [ScoredItem.failed(r.id, ItemStatus.TIME_LIMIT, "too slow", {"playouts": 3.0}) if i % 2 else r
+                for i, r in enumerate(results)]
+
+
+def test_time_limited_items_are_masked_unless_a_timeout_reward_is_set():
+    from trainer.tasks.base import Prompt
+
+    prompts = [Prompt("1 + 2 =", {"previous": "1 + 2"})] * 4
+    masked = RewardScorer(OvertimeClient(), "arithmetic", {}, 60).score(prompts, ["3"] * 4)
+    assert masked.valid == [True, False, True, False] and masked.time_limited == 2
+    explicit = RewardScorer(OvertimeClient(), "arithmetic", {}, 60, timeout_reward=0.05).score(prompts, ["3"] * 4)
+    assert explicit.valid == [True] * 4 and explicit.rewards == [1.0, 0.05, 1.0, 0.05]
+    assert explicit.components == {"valid": 1.0, "value": 3.0, "target": 3.0, "abs_error": 0.0}  # over ok items

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from reward_contract.client import RewardClient, make_client
-from reward_contract.errors import RlprError
+from reward_contract.errors import ConfigError, RlprError
 from reward_contract.types import ItemStatus, RewardItem
 from trainer.tasks.base import Prompt
 
@@ -67,13 +67,30 @@ class RewardScorer:
         self.client.close()
 
 
+def open_scorer(url: str, token: str, reward: str, options: Mapping[str, str], deadline_s: float,
+                timeout_reward: float | None = None) -> RewardScorer:
+    """A scorer whose service answered once: a wrong address, token or reward name stops the run
+    at start-up with the fix, instead of masking every batch. Later outages are masked."""
+    client = make_client(url, token)
+    try:
+        kinds = {kind.name for kind in client.kinds()}
+    except RlprError:
+        client.close()
+        raise
+    if reward not in kinds:
+        client.close()
+        raise ConfigError(f"the reward service at {url or 'this process'} has no reward {reward!r}; "
+                          f"it has: {', '.join(sorted(kinds))}")
+    return RewardScorer(client, reward, options, deadline_s, timeout_reward)
+
+
 def make_scorer(config, task) -> RewardScorer:
     """The scorer a training config asks for: the task's reward unless --reward overrides it."""
     reward = config.reward or task.reward
     options = dict(task.reward_options) if reward == task.reward else {}
     options.update(config.reward_options)
-    return RewardScorer(make_client(config.reward_url, config.reward_token), reward, options,
-                        config.reward_deadline_s, config.timeout_reward)
+    return open_scorer(config.reward_url, config.reward_token, reward, options, config.reward_deadline_s,
+                       config.timeout_reward)
 
 
 def component_means(results) -> dict[str, float]:

@@ -12,12 +12,13 @@ import random
 import torch
 from tqdm import tqdm
 
-from reward_contract.client import make_client
-from reward_contract.types import RewardItem
 from trainer.logger import MetricsLogger
 from trainer.policy import decode_completions, generate, position_ids, sampling_distribution
 from trainer.runtime import autocast_dtype, pick_device, seed_everything
+from trainer.scorer import open_scorer
 from trainer.tasks import load_task
+
+DEADLINE_S = 300.0  # per validation batch
 
 
 def encode(tokenizer, pairs: list[tuple[str, str]], device):
@@ -48,16 +49,14 @@ def lm_loss(lm, input_ids, attention, labels):
 
 
 @torch.no_grad()
-def evaluate(lm, tokenizer, task, val_pairs, val_prompts, client, device) -> dict[str, float]:
+def evaluate(lm, tokenizer, task, val_pairs, val_prompts, scorer, device) -> dict[str, float]:
     lm.eval()
     losses = [lm_loss(lm, *encode(tokenizer, val_pairs[i:i + 32], device)).item() for i in range(0, len(val_pairs), 32)]
     metrics = {"val/loss": sum(losses) / len(losses)}
     distribution = sampling_distribution(tokenizer, task.stop_token_ids(tokenizer), task.min_new_tokens, 1.0)
     gen = generate(lm, tokenizer, [p.text for p in val_prompts], distribution, task.max_new_tokens, device)
-    completions = decode_completions(tokenizer, gen, task.clean)
-    items = [RewardItem(str(i), p.text, c, dict(p.reference)) for i, (p, c) in enumerate(zip(val_prompts, completions))]
-    results = client.score(task.reward, items, dict(task.reward_options))
-    ok = [r.reward for r in results if r.ok]
+    scores = scorer.score(val_prompts, decode_completions(tokenizer, gen, task.clean))
+    ok = [r for r, valid in zip(scores.rewards, scores.valid) if valid]
     metrics["reward/mean"] = sum(ok) / len(ok) if ok else float("nan")
     lm.train()
     return metrics
@@ -72,7 +71,7 @@ def run_supervised(config) -> int:
     val_rng = random.Random(config.seed + 1)
     val_pairs = task.supervised_texts(config.eval_batches * config.batch_size, val_rng, "validation")
     val_prompts = task.prompts(config.eval_batches * config.batch_size, val_rng)
-    client = make_client(config.reward_url, config.reward_token)
+    scorer = open_scorer(config.reward_url, config.reward_token, task.reward, task.reward_options, DEADLINE_S)
     out = pathlib.Path(config.out)
     logger = MetricsLogger(out)
     dtype = autocast_dtype(device, config.bf16)
@@ -87,11 +86,11 @@ def run_supervised(config) -> int:
             optimizer.step()
             metrics = {"loss/lm": loss.item()}
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-                metrics |= evaluate(lm, tokenizer, task, val_pairs, val_prompts, client, device)
+                metrics |= evaluate(lm, tokenizer, task, val_pairs, val_prompts, scorer, device)
                 bar.set_postfix(val_loss=f"{metrics['val/loss']:.3f}", reward=f"{metrics['reward/mean']:.3f}")
             logger.log(step, metrics)
     finally:
-        client.close()
+        scorer.close()
         png = logger.close(f"supervised {config.task}")
     lm.save_pretrained(out / "checkpoint")
     tokenizer.save_pretrained(out / "checkpoint")

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 from reward_contract.types import RewardItem
-from reward_service.rewards.base import RequestExpired, RewardResult, RewardSpec, work_limits
+from reward_service.rewards.base import RequestExpired, RewardResult, RewardSpec, TimeLimitExceeded, work_limits
 
 SCORED_COUNTER = "rlpr:test:scored"  # how many items the slow reward finished, across workers
 
@@ -37,6 +37,13 @@ def _sleepy(item: RewardItem, options: SleepOptions) -> RewardResult:
     return RewardResult(float(len(item.completion)), {"length": float(len(item.completion))})
 
 
+def _overtime(item: RewardItem, options: NoOptions) -> RewardResult:
+    """Like a Ludii game too slow for its limit: 3 playouts done when the limit passed."""
+    if item.completion == "slow":
+        raise TimeLimitExceeded("evaluation passed its limit after 3 of 100 playouts", {"playouts": 3.0})
+    return RewardResult(0.5, {"playouts": 100.0})
+
+
 def _explosive(item: RewardItem, options: NoOptions) -> RewardResult:
     if item.completion == "boom":
         raise RuntimeError("this item explodes")
@@ -55,5 +62,7 @@ SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completio
                   queue="test_slow", chunk_size=1, job_timeout_s=60)
 LIMITED = RewardSpec("test_limited", "like test_slow, but at most 2 items in flight per API process", _sleepy,
                      SleepOptions, queue="test_slow", chunk_size=1, job_timeout_s=60, max_inflight_items=2)
+OVERTIME = RewardSpec("test_overtime", "time_limit for completion 'slow', else 0.5", _overtime, NoOptions,
+                      queue="test_overtime", chunk_size=4, job_timeout_s=60)
 EXPLOSIVE = RewardSpec("test_explosive", "raises for completion 'boom'", _explosive, NoOptions,
                        queue="test_explosive", chunk_size=4, job_timeout_s=60)
