@@ -153,8 +153,8 @@ class TrainConfig(TaskOptions):
     """Nucleus sampling threshold (1: off, as in the paper)."""
     num_generations: int = 8
     """GRPO/RLOO: completions per prompt."""
-    reward_deadline_s: float = 300.0
-    """Deadline per reward batch; items not scored in time are masked out."""
+    reward_deadline_s: float = 0.0
+    """Deadline per reward batch; items not scored in time are masked out. 0: the task's (ludii 1800 s, else 300 s)."""
     reward: str = ""
     """Override the task's reward, e.g. sentiment_classifier; empty uses the task's default."""
     reward_option: Pairs = ()
@@ -189,7 +189,7 @@ class TrainConfig(TaskOptions):
     def __post_init__(self):
         self._check_task()
         _positive(self, "steps", "batch_size", "mini_batch_size", "ppo_epochs", "lr", "clip", "temperature",
-                  "num_generations", "reward_deadline_s", "save_every", "kl_target", "kl_horizon", "top_p",
+                  "num_generations", "save_every", "kl_target", "kl_horizon", "top_p",
                   "max_skipped_updates")
         if self.batch_size % self.mini_batch_size:
             raise ConfigError(f"--mini-batch-size {self.mini_batch_size} must divide --batch-size {self.batch_size}")
@@ -209,6 +209,8 @@ class TrainConfig(TaskOptions):
             raise ConfigError("--lam and --gamma must be in [0, 1]")
         if self.max_grad_norm < 0 or self.top_k < 0 or self.top_p > 1:
             raise ConfigError("--max-grad-norm and --top-k must be >= 0, and --top-p in (0, 1]")
+        if self.reward_deadline_s < 0:
+            raise ConfigError(f"--reward-deadline-s must be >= 0 (0: the task's default), got {self.reward_deadline_s}")
         if self.timeout_reward is not None and not math.isfinite(self.timeout_reward):
             raise ConfigError(f"--timeout-reward must be a finite number, got {self.timeout_reward}")
         self.reward_options  # noqa: B018 - validate the pairs now, not at the first batch

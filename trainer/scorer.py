@@ -89,8 +89,8 @@ def make_scorer(config, task) -> RewardScorer:
     reward = config.reward or task.reward
     options = dict(task.reward_options) if reward == task.reward else {}
     options.update(config.reward_options)
-    return open_scorer(config.reward_url, config.reward_token, reward, options, config.reward_deadline_s,
-                       config.timeout_reward)
+    return open_scorer(config.reward_url, config.reward_token, reward, options,
+                       config.reward_deadline_s or task.reward_deadline_s, config.timeout_reward)
 
 
 def component_means(results) -> dict[str, float]:

@@ -18,8 +18,6 @@ from trainer.runtime import autocast_dtype, pick_device, seed_everything
 from trainer.scorer import open_scorer
 from trainer.tasks import load_task
 
-DEADLINE_S = 300.0  # per validation batch
-
 
 def encode(tokenizer, pairs: list[tuple[str, str]], device):
     """Left-padded prompt+target with labels only on the target (and its EOS)."""
@@ -71,7 +69,8 @@ def run_supervised(config) -> int:
     val_rng = random.Random(config.seed + 1)
     val_pairs = task.supervised_texts(config.eval_batches * config.batch_size, val_rng, "validation")
     val_prompts = task.prompts(config.eval_batches * config.batch_size, val_rng)
-    scorer = open_scorer(config.reward_url, config.reward_token, task.reward, task.reward_options, DEADLINE_S)
+    scorer = open_scorer(config.reward_url, config.reward_token, task.reward, task.reward_options,
+                         task.reward_deadline_s)
     out = pathlib.Path(config.out)
     logger = MetricsLogger(out)
     dtype = autocast_dtype(device, config.bf16)

@@ -77,15 +77,15 @@ def resolve(reward: str, items: Sequence[RewardItem], options: Mapping[str, obje
     spec = get_reward(reward)
     typed = spec.options(options)
     validate_items(items, limits)
-    deadline_s = _deadline_s(deadline_s, limits)
+    deadline_s = _deadline_s(deadline_s, limits, spec.default_deadline_s)
     if caller_remaining_s is not None:
         deadline_s = min(deadline_s, caller_remaining_s)
     return ResolvedRequest(uuid.uuid4().hex, spec, typed, tuple(items), time.time() + deadline_s, use_cache, front)
 
 
-def _deadline_s(deadline_s: float | None, limits: Limits) -> float:
+def _deadline_s(deadline_s: float | None, limits: Limits, reward_default_s: float | None) -> float:
     if not deadline_s:
-        return limits.default_deadline_s
+        return min(reward_default_s or limits.default_deadline_s, limits.max_deadline_s)
     if not math.isfinite(deadline_s) or deadline_s < 0:
         raise InvalidArgument(f"deadline_ms must be a finite number >= 0 (0: the server default), got {deadline_s}")
     if deadline_s > limits.max_deadline_s:

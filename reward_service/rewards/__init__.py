@@ -51,8 +51,9 @@ REGISTRY: dict[str, RewardSpec] = {
             options_type=ludii.LudiiOptions,
             queue="ludii",
             chunk_size=1,
-            job_timeout_s=ludii.MAX_TIME_LIMIT_S + 60,
+            job_timeout_s=int(ludii.MAX_TIME_LIMIT_S) + 60,
             max_inflight_items=1024,
+            default_deadline_s=ludii.DEFAULT_DEADLINE_S,
             # The same game reached from different FIM prompts is evaluated once.
             cache_identity=lambda item: (ludii.game_text(item),),
         ),

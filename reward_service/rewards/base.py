@@ -86,6 +86,7 @@ class RewardSpec:
     cache_identity: Callable[[RewardItem], tuple] | None = None
     label_field: str = ""  # the reference field a bare label (OpenRLHF, verl) fills
     max_inflight_items: int = 100_000  # per API process; more is refused with RESOURCE_EXHAUSTED
+    default_deadline_s: float | None = None  # for a request that names none; None: the service's default
 
     def options(self, raw: Mapping[str, object] | None) -> Any:
         """The typed options dataclass from strings (gRPC, CLI) or JSON scalars (REST)."""

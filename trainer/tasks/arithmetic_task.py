@@ -11,6 +11,7 @@ class ArithmeticTask:
     name = "arithmetic"
     reward = "arithmetic"
     min_new_tokens = 1
+    reward_deadline_s = 300.0
 
     def __init__(self, model: str = "", step: str = "last", model_size: str = "4x128", seed: int = 0,
                  lenient: bool = False, max_new_tokens: int = 8):

@@ -18,6 +18,7 @@ class Task(Protocol):
     reward_options: Mapping[str, str]
     max_new_tokens: int
     min_new_tokens: int
+    reward_deadline_s: float  # default deadline of one reward batch
 
     def load(self) -> tuple:
         """(tokenizer, causal LM). Tokenizers pad on the left, for generation."""

@@ -17,6 +17,7 @@ class LudiiTask:
     reward_options: dict = {}
     min_new_tokens = 1
     max_new_tokens = 256
+    reward_deadline_s = 1800.0  # a batch of games, some of them slow to evaluate
 
     def __init__(self, model: str, games: str, mask_names: bool = True, min_masked: float = 0.2, seed: int = 0,
                  ludeme_tokens: bool = False, model_size: str = "4x256"):

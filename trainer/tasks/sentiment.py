@@ -32,6 +32,7 @@ class SentimentTask:
     reward_options = {"text": "completion"}
     min_new_tokens = 4
     max_new_tokens = 15
+    reward_deadline_s = 300.0
 
     def __init__(self, model: str = "", prompts: str = "shipped", seed: int = 0):
         self.model = model
