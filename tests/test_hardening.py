@@ -128,6 +128,21 @@ def test_no_worker_for_a_reward_is_said_at_once_on_both_fronts(queue_service, ma
     assert time.monotonic() - started < 3.0
 
 
+@pytest.fixture
+def private_redis():
+    """A Redis of the test's own, which it may stop and start again."""
+    redis = PrivateRedis()
+    yield redis
+    redis.stop()
+
+
+def service_on(redis_url: str, **config):
+    from reward_service.config import ServeConfig
+    from reward_service.core.service import RewardService
+
+    return RewardService.from_config(ServeConfig(redis_url=redis_url, **config))
+
+
 def health_of(server, service=""):
     channel = grpc.insecure_channel(server.grpc_target)
     try:
@@ -137,105 +152,84 @@ def health_of(server, service=""):
 
 
 @pytest.mark.slow
-def test_health_follows_redis_and_the_workers(workers, make_server, tmp_path):
-    from reward_service.config import ServeConfig
-    from reward_service.core.service import RewardService
-
-    redis = PrivateRedis()
-    try:
-        server = make_server(RewardService.from_config(ServeConfig(redis_url=redis.url)))
-        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-        arithmetic = "rlpr.reward.v1.RewardService/arithmetic"
-        wait_for(lambda: health_of(server) == serving and health_of(server, arithmetic) == not_serving, 5, "no worker")
-        assert httpx.get(server.rest_url + "/readyz").status_code == 503  # Redis, but no worker at all
-        workers.start("arithmetic", redis_url=redis.url)
-        wait_for(lambda: health_of(server, arithmetic) == serving, 5, "the worker to be seen")
-        assert httpx.get(server.rest_url + "/readyz?reward=arithmetic").json()["status"] == "ready"
-        redis.stop()
-        wait_for(lambda: health_of(server) == not_serving, 5, "health to follow Redis down")
-        assert httpx.get(server.rest_url + "/readyz").json()["redis"] == "unreachable"
-        assert httpx.get(server.rest_url + "/livez").status_code == 200  # alive, though not ready
-        redis.start()
-        wait_for(lambda: health_of(server) == serving and health_of(server, arithmetic) == serving, 10,
-                 "health to follow Redis and the worker back")
-    finally:
-        redis.stop()
+def test_health_follows_redis_and_the_workers(workers, make_server, private_redis):
+    redis = private_redis
+    server = make_server(service_on(redis.url))
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+    arithmetic = "rlpr.reward.v1.RewardService/arithmetic"
+    wait_for(lambda: health_of(server) == serving and health_of(server, arithmetic) == not_serving, 5, "no worker")
+    assert httpx.get(server.rest_url + "/readyz").status_code == 503  # Redis, but no worker at all
+    workers.start("arithmetic", redis_url=redis.url)
+    wait_for(lambda: health_of(server, arithmetic) == serving, 5, "the worker to be seen")
+    assert httpx.get(server.rest_url + "/readyz?reward=arithmetic").json()["status"] == "ready"
+    redis.stop()
+    wait_for(lambda: health_of(server) == not_serving, 5, "health to follow Redis down")
+    assert httpx.get(server.rest_url + "/readyz").json()["redis"] == "unreachable"
+    assert httpx.get(server.rest_url + "/livez").status_code == 200  # alive, though not ready
+    redis.start()
+    wait_for(lambda: health_of(server) == serving and health_of(server, arithmetic) == serving, 10,
+             "health to follow Redis and the worker back")
 
 
 @pytest.mark.slow
-def test_workers_are_back_within_two_seconds_of_a_redis_restart(workers):
-    from reward_service.config import ServeConfig
-    from reward_service.core.service import RewardService
-
-    redis = PrivateRedis()
-    try:
-        worker = workers.start("arithmetic", redis_url=redis.url)
-        service = RewardService.from_config(ServeConfig(redis_url=redis.url, cache=False))
-        item = [RewardItem("1", "", "23 + 4", {"previous": "23 + 1 + 3"})]
-        assert service.score_blocking("arithmetic", item)[0].ok
-        redis.stop()
-        time.sleep(8)  # long enough for RQ's own backoff to have grown to 8 s
-        redis.start()  # empty: Redis keeps nothing on disk here
-        started = time.monotonic()
-        served = None
-        while served is None and time.monotonic() - started < 10:
-            try:
-                served = service.score_blocking("arithmetic", item, deadline_s=5)
-            except (NoWorker, Unavailable):
-                time.sleep(0.05)
-        assert served and served[0].ok and worker.poll() is None
-        assert time.monotonic() - started <= 2.0
-    finally:
-        redis.stop()
+def test_workers_are_back_within_two_seconds_of_a_redis_restart(workers, private_redis):
+    redis = private_redis
+    worker = workers.start("arithmetic", redis_url=redis.url)
+    service = service_on(redis.url, cache=False)
+    item = [RewardItem("1", "", "23 + 4", {"previous": "23 + 1 + 3"})]
+    assert service.score_blocking("arithmetic", item)[0].ok
+    redis.stop()
+    time.sleep(8)  # long enough for RQ's own backoff to have grown to 8 s
+    redis.start()  # empty: Redis keeps nothing on disk here
+    started = time.monotonic()
+    served = None
+    while served is None and time.monotonic() - started < 10:
+        try:
+            served = service.score_blocking("arithmetic", item, deadline_s=5)
+        except (NoWorker, Unavailable):
+            time.sleep(0.05)
+    assert served and served[0].ok and worker.poll() is None
+    assert time.monotonic() - started <= 2.0
 
 
 @pytest.mark.slow
-def test_a_worker_waits_out_a_redis_death_mid_job_and_goes_on(workers):
-    from reward_service.config import ServeConfig
-    from reward_service.core.service import RewardService
+def test_a_worker_waits_out_a_redis_death_mid_job_and_goes_on(workers, private_redis):
+    redis = private_redis
+    worker = workers.start("test_slow", redis_url=redis.url)
+    service = service_on(redis.url, cache=False)
+    outcome = {}
 
-    redis = PrivateRedis()
-    try:
-        worker = workers.start("test_slow", redis_url=redis.url)
-        service = RewardService.from_config(ServeConfig(redis_url=redis.url, cache=False))
-        outcome = {}
+    def score():
+        try:
+            outcome["results"] = service.score_blocking("test_slow", [RewardItem("1", "", "ab", {"sleep_s": "2"})],
+                                                        deadline_s=30)
+        except Unavailable as exc:
+            outcome["error"] = exc
 
-        def score():
-            try:
-                outcome["results"] = service.score_blocking("test_slow", [RewardItem("1", "", "ab", {"sleep_s": "2"})],
-                                                            deadline_s=30)
-            except Unavailable as exc:
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=score)
-        thread.start()
-        wait_for(lambda: Redis.from_url(redis.url).llen("rq:queue:test_slow") == 0, 5, "the job to start")
-        time.sleep(0.5)
-        redis.stop()  # mid-job: the job's reply and RQ's bookkeeping both need Redis
-        time.sleep(3)
-        assert worker.poll() is None, "the worker exited when Redis died"
-        redis.start()
-        thread.join(30)
-        later = wait_for(lambda: service.score_blocking("test_slow", [RewardItem("2", "", "abc")], deadline_s=5), 15,
-                         "the worker to serve again")
-        assert later[0].ok and later[0].reward == 3.0 and worker.poll() is None
-    finally:
-        redis.stop()
+    thread = threading.Thread(target=score)
+    thread.start()
+    wait_for(lambda: Redis.from_url(redis.url).llen("rq:queue:test_slow") == 0, 5, "the job to start")
+    time.sleep(0.5)
+    redis.stop()  # mid-job: the job's reply and RQ's bookkeeping both need Redis
+    time.sleep(3)
+    assert worker.poll() is None, "the worker exited when Redis died"
+    redis.start()
+    thread.join(30)
+    later = wait_for(lambda: service.score_blocking("test_slow", [RewardItem("2", "", "abc")], deadline_s=5), 15,
+                     "the worker to serve again")
+    assert later[0].ok and later[0].reward == 3.0 and worker.poll() is None
 
 
 def test_scored_results_come_back_when_the_cache_cannot_be_written(workers, redis_url, make_server):
     """The API's Redis user may read the cache but not write it: the write fails, the results
     are still returned (and counted), and nothing is cached."""
-    from reward_service.config import ServeConfig
-    from reward_service.core.service import RewardService
-
     admin = Redis.from_url(redis_url)
     admin.execute_command("ACL", "SETUSER", "readonlycache", "reset", "on", ">pw", "+@all", "~rq:*", "~rlpr:reply:*",
                           "~rlpr:cancel:*", "~rlpr:reap:*", "%R~rlpr:cache:*")
     try:
         workers.start("arithmetic")
         url = redis_url.replace("redis://", "redis://readonlycache:pw@")
-        service = RewardService.from_config(ServeConfig(redis_url=url))
+        service = service_on(url)
         items = [RewardItem(str(k), "", f"{k} + 4", {"previous": "1 + 2 + 4"}) for k in range(5)]
         first = service.score_blocking("arithmetic", items)
         assert [r.status for r in first] == [ItemStatus.OK] * 5

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-import time
 from concurrent.futures import Executor
 from typing import Protocol, Sequence
 
