@@ -42,6 +42,8 @@ def test_openrlhf_options_failed_items_and_bad_labels(embedded_server):
     assert no_field.status_code == 422 and "JSON objects of reference fields" in no_field.json()["error"]["message"]
     unknown = openrlhf_post(embedded_server, "nope", "x", "", None)
     assert unknown.status_code == 404
+    numeric = openrlhf_post(embedded_server, "arithmetic", "27", "", 27, params={"lenient": "true"})
+    assert numeric.json()["rewards"] == [pytest.approx(1.0)]  # a JSON number label fills `previous` too
 
 
 def load_like_verl():

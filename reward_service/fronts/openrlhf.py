@@ -34,7 +34,7 @@ class OpenRLHFIn(BaseModel):
 
     query: list[str] = Field(description="Prompt followed by the response, as OpenRLHF decodes it.")
     prompts: list[str] = Field(default_factory=list)
-    labels: list[str | dict | None] = Field(default_factory=list)
+    labels: list[str | int | float | dict | None] = Field(default_factory=list)
 
 
 class OpenRLHFOut(BaseModel):
