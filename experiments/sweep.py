@@ -108,16 +108,17 @@ def summarise(config: Config, constant: float) -> dict | None:
     if not outs:
         return None
     datas = [rows(out) for out in outs]
-    if config.command == "sft":
+    if config.command == "sft":  # its evaluations sample, but it logs no batch composition
         finals = [[r["reward/mean"] for r in d if "reward/mean" in r][-1] for d in datas]
-        collapsed = [False] * len(datas)
+        collapsed = None
     else:
         finals = [tail_mean(d, "reward/mean") for d in datas]
         collapsed = [tail_mean(d, "response/top_share") >= 0.5 for d in datas]
     nans = [first_nan(d) for d in datas]
     times = [json.loads((out / "time.json").read_text())["seconds"] for out in outs if (out / "time.json").exists()]
     return {
-        "config": config, "seeds": len(datas), "final": finals, "collapsed": sum(collapsed),
+        "config": config, "seeds": len(datas), "final": finals,
+        "collapsed": f"{sum(collapsed)}/{len(datas)}" if collapsed is not None else "—",
         "beat": sum(f > constant for f in finals), "nans": [n for n in nans if n is not None],
         "skipped": sum(r.get("train/skipped_updates", 0) for d in datas for r in d),
         "entropy": [tail_mean(d, "entropy/token") for d in datas],
@@ -143,7 +144,7 @@ def table(summaries: list[dict], constant: float) -> str:
         kl = mean_std(s["kl"]) if c.command == "train" and c.group in ("ppo", "long") else "—"
         lines.append(
             f"| `{c.name}` ({c.what}) | {s['seeds']} | {c.steps} | {mean_std(s['final'])} | "
-            f"{s['collapsed']}/{s['seeds']} | {s['beat']}/{s['seeds']} | {mean_std(s['entropy'])} | "
+            f"{s['collapsed']} | {s['beat']}/{s['seeds']} | {mean_std(s['entropy'])} | "
             f"{mean_std(s['distinct'])} | {kl} | {', '.join(map(str, s['nans'])) or 'none'} | {s['skipped']:.0f} | "
             f"{s['minutes']:.1f} |")
     return "\n".join(lines)
