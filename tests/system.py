@@ -114,3 +114,12 @@ def train(out: pathlib.Path, *extra: str, wait: bool = True, timeout: float = 40
 
 def metrics(out: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def metrics_so_far(out: pathlib.Path) -> list[dict]:
+    """The rows a running trainer has written: none before the file exists, and never a half-written line."""
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # the text after the last newline may still be being written
+    return [json.loads(line) for line in lines]
