@@ -25,6 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RUNS = REPO / "runs" / "sweep"
 RESULTS = REPO / "docs" / "results.md"
+PER_RUN = REPO / "docs" / "data" / "sweep_runs.csv"
 MARK_BEGIN, MARK_END = "<!-- sweep:begin -->", "<!-- sweep:end -->"
 SEEDS = (0, 1, 2, 3, 4)
 TAIL = 20  # "final" means the mean over the last TAIL logged steps
@@ -117,7 +118,7 @@ def summarise(config: Config, constant: float) -> dict | None:
     nans = [first_nan(d) for d in datas]
     times = [json.loads((out / "time.json").read_text())["seconds"] for out in outs if (out / "time.json").exists()]
     return {
-        "config": config, "seeds": len(datas), "final": finals,
+        "config": config, "seeds": len(datas), "seed_ids": [int(out.name[1:]) for out in outs], "final": finals,
         "collapsed": f"{sum(collapsed)}/{len(datas)}" if collapsed is not None else "—",
         "beat": sum(f > constant for f in finals), "nans": [n for n in nans if n is not None],
         "skipped": sum(r.get("train/skipped_updates", 0) for d in datas for r in d),
@@ -200,6 +201,16 @@ def plot(group: str, constant: float) -> pathlib.Path | None:
     return png
 
 
+def write_per_run(summaries: list[dict]) -> None:
+    """Every run's final figures in git: runs/ is not committed, and a machine that is recycled takes it along."""
+    lines = ["config,seed,final_reward,token_entropy,distinct_answers,approx_kl"]
+    for s in summaries:
+        for seed, *values in zip(s["seed_ids"], s["final"], s["entropy"], s["distinct"], s["kl"]):
+            lines.append(",".join([s["config"].name, str(seed)] + [f"{v:.4f}" for v in values]))
+    PER_RUN.parent.mkdir(parents=True, exist_ok=True)
+    PER_RUN.write_text("\n".join(lines) + "\n")
+
+
 def write_results(text: str) -> None:
     page = RESULTS.read_text() if RESULTS.exists() else f"{MARK_BEGIN}\n{MARK_END}\n"
     if MARK_BEGIN not in page:
@@ -231,6 +242,7 @@ def main() -> None:
             "one answer made up at least half of each batch on average.\n\n" + table(summaries, constant))
     print(text)
     write_results(text)
+    write_per_run(summaries)
     for group in dict.fromkeys(c.group for c in CONFIGS):
         plot(group, constant)
 

@@ -106,17 +106,35 @@ def validate_items(items: Sequence[RewardItem], limits: Limits) -> None:
         if item.id in seen:
             raise InvalidArgument(f"item id {item.id!r} appears twice; ids must be unique within a batch")
         seen.add(item.id)
-        fields = {"id": item.id, "prompt": item.prompt, "completion": item.completion}
-        fields.update({f"reference key {k!r}": k for k in item.reference})
-        fields.update({f"reference.{k}": v for k, v in item.reference.items()})
-        for name, value in fields.items():
-            if not isinstance(value, str):
-                raise InvalidArgument(f"item {index}: {name} must be a string")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidArgument(f"item {index}: {name} is not valid UTF-8 (lone surrogate)") from None
-            if len(value) > limits.max_field_chars:
-                raise RequestTooLarge(
-                    f"item {item.id!r}: {name} has {len(value)} characters, over the limit of {limits.max_field_chars}"
-                )
+        if not _is_clean(item, limits.max_field_chars):
+            _raise_for_field(index, item, limits)
+
+
+def _is_clean(item: RewardItem, max_chars: int) -> bool:
+    """The common case, checked at once: every field a string of valid UTF-8 within the limit."""
+    values = (item.id, item.prompt, item.completion, *item.reference, *item.reference.values())
+    if not all(isinstance(value, str) and len(value) <= max_chars for value in values):
+        return False
+    try:
+        "".join(values).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _raise_for_field(index: int, item: RewardItem, limits: Limits) -> None:
+    """The error that names the first bad field of an item `_is_clean` refused."""
+    fields = {"id": item.id, "prompt": item.prompt, "completion": item.completion}
+    fields.update({f"reference key {k!r}": k for k in item.reference})
+    fields.update({f"reference.{k}": v for k, v in item.reference.items()})
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            raise InvalidArgument(f"item {index}: {name} must be a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgument(f"item {index}: {name} is not valid UTF-8 (lone surrogate)") from None
+        if len(value) > limits.max_field_chars:
+            raise RequestTooLarge(
+                f"item {item.id!r}: {name} has {len(value)} characters, over the limit of {limits.max_field_chars}"
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Sequence
 
@@ -38,7 +39,9 @@ class RewardService:
         self.monitor = monitor  # None: nothing to watch (in-process scoring)
         self._inflight: dict[str, int] = {}  # items in flight, by reward
         self._requests = 0  # requests in flight
+        self._meter_cache: dict[tuple[str, str], tuple] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # for score_blocking
+        self._runs_inline = isinstance(backend, InProcessBackend) and backend.executor is None and cache is None
         self._loop_lock = threading.Lock()
 
     @classmethod
@@ -83,22 +86,33 @@ class RewardService:
 
     async def score(self, request: ResolvedRequest) -> list[ScoredItem]:
         name = request.spec.name
-        self.metrics.requests.labels(request.front, name).inc()
+        requests, inflight, latency = self._meters(request.front, name)
+        requests.inc()
         self._admit(request)
         self._requests += 1
         self._inflight[name] = self._inflight.get(name, 0) + len(request.items)
-        self.metrics.inflight.labels(name).set(self._inflight[name])
+        inflight.set(self._inflight[name])
         started = time.monotonic()
         try:
             results = await self._score(request)
         finally:
             self._requests -= 1
             self._inflight[name] -= len(request.items)
-            self.metrics.inflight.labels(name).set(self._inflight[name])
-        self.metrics.latency.labels(name).observe(time.monotonic() - started)
-        for result in results:
-            self.metrics.items.labels(name, result.status.value, str(result.cached).lower()).inc()
+            inflight.set(self._inflight[name])
+        latency.observe(time.monotonic() - started)
+        for (status, cached), count in Counter((r.status.value, r.cached) for r in results).items():
+            self.metrics.items.labels(name, status, str(cached).lower()).inc(count)
         return results
+
+    def _meters(self, front: str, name: str) -> tuple:
+        """The request's labelled metrics, looked up once per front and reward (a lookup costs
+        as much as scoring a small arithmetic item)."""
+        meters = self._meter_cache.get((front, name))
+        if meters is None:
+            meters = self._meter_cache[(front, name)] = (
+                self.metrics.requests.labels(front, name), self.metrics.inflight.labels(name),
+                self.metrics.latency.labels(name))
+        return meters
 
     def _admit(self, request: ResolvedRequest) -> None:
         """Refuse, with a retry hint, rather than queue without bound: a reward's items in flight
@@ -127,11 +141,28 @@ class RewardService:
     def score_blocking(self, reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
                        deadline_s: float | None = None, use_cache: bool = True, front: str = "inprocess"
                        ) -> list[ScoredItem]:
-        """For callers without an event loop (the in-process client, scripts). Runs on an event
-        loop thread of this service's own, so its async Redis clients always see one loop."""
+        """For callers without an event loop (the in-process client, scripts). The embedded service
+        runs in the caller's thread; one with Redis runs on an event loop thread of its own, so its
+        async Redis clients always see one loop."""
         request = self.resolve(reward, items, options, deadline_s, use_cache, front)
+        if self._runs_inline:
+            # Nothing on this path awaits anything that suspends, and a loop (or a hop to a loop
+            # thread) costs more than scoring a small batch: drive the coroutine to its end here,
+            # one call at a time as on a loop thread.
+            with self._loop_lock:
+                return _run_to_completion(self.score(request))
         with self._loop_lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=self._loop.run_forever, name="rlpr-service-loop", daemon=True).start()
         return asyncio.run_coroutine_threadsafe(self.score(request), self._loop).result()
+
+
+def _run_to_completion(coroutine):
+    """The result of a coroutine that never suspends; one that does is a bug on the inline path."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("the inline scoring path suspended; it must not await I/O")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ class RewardSpec:
         return parse_options(self.options_type, raw or {}, self.name)
 
     def kind(self) -> RewardKind:
-        hints = typing.get_type_hints(self.options_type)
+        hints = _option_types(self.options_type)
         docs = {f.name: f"{_type_name(hints[f.name])} (default: {f.default!r})"
                 for f in dataclasses.fields(self.options_type)}
         return RewardKind(self.name, self.description, self.queue, docs, self.label_field)
@@ -137,9 +138,15 @@ def _convert(value: object, tp: type) -> Any:
     raise ValueError("expected a string")
 
 
+@functools.lru_cache(maxsize=None)
+def _option_types(options_type: type) -> dict[str, Any]:
+    """Field name -> type; resolving the hints compiles their strings, too slow to repeat per request."""
+    return typing.get_type_hints(options_type)
+
+
 def parse_options(options_type: type, raw: Mapping[str, object], reward: str) -> Any:
     """Build the options dataclass, naming the option and the fix in every error."""
-    hints = typing.get_type_hints(options_type)
+    hints = _option_types(options_type)
     fields = {f.name for f in dataclasses.fields(options_type)}
     unknown = sorted(set(raw) - fields)
     if unknown:
