@@ -80,11 +80,14 @@ def test_nothing_else_in_a_batch_is_lost_and_time_limits_are_not_cached(ludii_se
     four_in_a_row = TTT.replace("(square 3)", "(square 4)").replace("(is Line 3)", "(is Line 4)")
     items = [RewardItem("ttt", "", TTT), RewardItem("huge", "", PATHOLOGICAL["huge board"][0]),
              RewardItem("four", "", four_in_a_row)]
-    results = ludii_service.score_blocking("ludii", items, {"time_limit_s": LIMIT_S}, deadline_s=120)
+    # Room for the fresh, cold JVM that follows the kill to play 4x4 on a loaded machine; the huge
+    # board's start alone outlasts any limit a test could wait for.
+    limit = {"time_limit_s": 10.0}
+    results = ludii_service.score_blocking("ludii", items, limit, deadline_s=120)
     assert [r.status for r in results] == [ItemStatus.OK, ItemStatus.TIME_LIMIT, ItemStatus.OK]
-    again = ludii_service.score_blocking("ludii", items[1:2], {"time_limit_s": LIMIT_S}, deadline_s=60)
+    again = ludii_service.score_blocking("ludii", items[1:2], limit, deadline_s=60)
     assert again[0].status is ItemStatus.TIME_LIMIT and not again[0].cached  # evaluated again, never cached
-    assert ludii_service.score_blocking("ludii", items[:1], {"time_limit_s": LIMIT_S}, deadline_s=60)[0].cached
+    assert ludii_service.score_blocking("ludii", items[:1], limit, deadline_s=60)[0].cached
 
 
 def test_a_capped_playout_keeps_ludiis_winner():

@@ -48,6 +48,7 @@ def test_seeded_evaluations_are_reproducible():
     assert score(code).components == score(code).components
 
 
+@pytest.mark.timeout(900)  # 275 games; a few minutes on two quiet cores, more on a loaded machine
 def test_every_compiling_test_game_scores_in_unit_interval():
     options = SPEC.options({"playouts": "10"})  # under the default time limit
     items = [RewardItem(str(i), "", g["code"]) for i, g in enumerate(games("test"))]
