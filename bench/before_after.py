@@ -65,14 +65,16 @@ def main() -> None:
     parser.add_argument("--base", required=True, type=pathlib.Path, help="a checkout of the older commit")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=pathlib.Path, default=None, help="also write the table here (markdown)")
+    parser.add_argument("--only", default="", help="comma-separated scripts (default: all)")
     args = parser.parse_args()
+    benches = [(script, extra) for script, extra in BENCHES if not args.only or script in args.only.split(",")]
     trees = {"old": args.base.resolve(), "new": pathlib.Path(REPO)}
     base_commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=trees["old"], capture_output=True,
                                  text=True).stdout.strip()
     samples: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     better: dict[str, bool] = {}
     for round_ in range(args.rounds):
-        for script, extra in BENCHES:
+        for script, extra in benches:
             for side in ("old", "new"):
                 print(f"round {round_ + 1}/{args.rounds}: {script} on {side}", flush=True)
                 for name, (value, higher) in run(trees[side], script, extra).items():
