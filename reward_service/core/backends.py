@@ -100,7 +100,9 @@ class QueueBackend:
         finally:
             if not finished:  # the deadline passed, or the caller went away (CancelledError): nobody waits
                 await asyncio.shield(asyncio.to_thread(self._withdraw, queue, request, list(pending)))
-            await asyncio.shield(self._forget(reply_key))
+                # Late replies may still land; a drained list is gone already (Redis drops empty
+                # lists), and a stray late reply expires with the list's TTL.
+                await asyncio.shield(self._forget(reply_key))
         return [results.get(item.id) or ScoredItem.failed(item.id, ItemStatus.TIMEOUT, "deadline exceeded")
                 for item in items]
 

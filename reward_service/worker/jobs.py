@@ -29,7 +29,8 @@ def score_chunk(chunk: WorkChunk) -> int:
 
 def _cancel_probe(connection, request_id: str):
     """A cheap `cancelled()`: it asks Redis at most every CANCEL_CHECK_S."""
-    state = {"checked": 0.0, "cancelled": False}
+    # The first question waits CANCEL_CHECK_S too: a chunk that ends sooner costs Redis nothing.
+    state = {"checked": time.monotonic(), "cancelled": False}
     key = cancel_key(request_id)
 
     def cancelled() -> bool:
