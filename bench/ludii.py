@@ -1,9 +1,11 @@
 """Ludii reward speed, side by side in one run (needs LUDII_JAR):
 
 - raw engine: 100 random playouts of Tic-Tac-Toe, Hex and Reversi by our Java evaluator, called
-  directly in a warm JVM in this process (no supervisor, no queue);
+  directly in a JVM of this process with the worker's JVM options, warmed as the worker is
+  (no supervisor, no queue);
 - the same evaluation through the service: gRPC -> API -> Redis -> a warm worker -> its supervised
-  JVM child -> back (target: service / raw <= 1.10);
+  JVM child -> back (target: service / raw <= 1.10), raw and service calls alternating so that
+  a load on the machine weighs on both alike;
 - a fresh JVM per evaluation, what keeping one JVM per worker avoids (target: fresh / warm >= 10);
 - throughput of 1 and 2 workers on a batch of Reversi games, every worker warmed first
   (target: 2 workers / 1 >= 1.8 on 2 cores).
@@ -26,13 +28,20 @@ BATCH = 32  # evaluations per throughput measurement: seconds of work for each w
 
 
 def median_seconds(call, runs=7) -> float:
-    call()  # warm
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
+    return paired_median_seconds([call], runs)[0]
+
+
+def paired_median_seconds(calls, runs=7) -> list[float]:
+    """The median time of each call, the calls taking turns (a, b, a, b, ...), after one warm call each."""
+    for call in calls:
         call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    times = [[] for _ in calls]
+    for _ in range(runs):
+        for call, spent in zip(calls, times):
+            started = time.perf_counter()
+            call()
+            spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]
 
 
 def fresh_jvm_seconds(code: str) -> float:
@@ -44,7 +53,8 @@ def fresh_jvm_seconds(code: str) -> float:
 
 
 def raw_evaluator():
-    """Our Java evaluator in a JVM of this process: the engine's own cost, nothing around it."""
+    """Our Java evaluator in a JVM of this process, started with the options a worker's JVM gets
+    (`jvm.start` is what the worker's JVM host calls): the engine's own cost, nothing around it."""
     from reward_service.ludii import jvm
 
     jar = os.environ["LUDII_JAR"]
@@ -82,12 +92,14 @@ def engine_figures(redis_url: str) -> list[dict]:
     try:
         wait_workers(redis, 1, timeout=180)
         warm_every_worker(remote, redis, [RewardItem("w", "", game_named("Reversi"))], 1)
+        for _ in range(WARM_JOBS):  # the raw JVM is warmed as the worker's was
+            raw_evaluate(game_named("Reversi"))
         print(f"{'game':<14}{'raw s':>8}{'service s':>11}{'fresh JVM s':>13}{'svc÷raw':>9}{'fresh÷warm':>12}")
         for name in GAMES:
             code = game_named(name)
             item = [RewardItem("g", "", code)]
-            raw = median_seconds(lambda: raw_evaluate(code))
-            service = median_seconds(lambda: remote.score("ludii", item, deadline_s=300))
+            raw, service = paired_median_seconds([lambda: raw_evaluate(code),
+                                                  lambda: remote.score("ludii", item, deadline_s=300)])
             fresh = fresh_jvm_seconds(code)
             print(f"{name:<14}{raw:8.3f}{service:11.3f}{fresh:13.2f}{service / raw:9.2f}{fresh / service:12.1f}")
             figures += [{"name": f"Ludii service ÷ raw engine, {name}", "value": service / raw, "unit": "ratio",

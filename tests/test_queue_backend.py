@@ -217,3 +217,43 @@ def test_work_of_a_rest_client_that_hung_up_is_withdrawn(workers, queue_service,
     with pytest.raises(httpx.TimeoutException):
         httpx.post(server.rest_url + "/v1/score:batch", json=body, timeout=0.6)
     assert_withdrawn(redis_url, finished_at_most=1)
+
+
+def test_rq_only_buffers_into_a_given_pipeline_so_the_asyncio_client_can_enqueue(redis_url):
+    """The API enqueues with RQ's own `enqueue_many` through a pipeline of the asyncio Redis
+    client (core/backends.py). That holds only while RQ adds commands to a given pipeline and
+    reads nothing back; if a release of RQ starts to, this fails before the service does."""
+    import asyncio
+    import warnings
+
+    from redis import asyncio as aioredis
+    from rq import Retry
+
+    redis = Redis.from_url(redis_url)
+    queue = Queue("test_async_enqueue", connection=redis)
+    datas = [Queue.prepare_data("builtins.len", args=((1, 2),), job_id=f"async-enqueue-{k}", ttl=60, result_ttl=60,
+                                retry=Retry(max=2)) for k in range(2)]
+    synchronous = redis.pipeline()
+    queue.enqueue_many(datas, pipeline=synchronous)
+    expected = [command[0][:2] for command in synchronous.command_stack]
+
+    async def enqueue():
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                jobs = queue.enqueue_many(datas, pipeline=pipe)
+                buffered = [command[0][:2] for command in pipe.command_stack]
+                await pipe.execute()
+            return jobs, buffered
+        finally:
+            await client.aclose()
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a coroutine RQ created and never awaited
+            jobs, buffered = asyncio.run(enqueue())
+        assert buffered == expected
+        assert queue.job_ids == [job.id for job in jobs] == ["async-enqueue-0", "async-enqueue-1"]
+        assert [job.func_name for job in queue.jobs] == ["builtins.len"] * 2
+    finally:
+        queue.delete(delete_jobs=True)

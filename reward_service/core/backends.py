@@ -78,13 +78,14 @@ class QueueBackend:
         self.monitor = monitor
         self.metrics = metrics
         self.retries = retries
+        self._queues: dict[str, Queue] = {}
 
     @property
     def health(self) -> Health:
         return self.monitor.latest
 
     async def score(self, request, items):
-        queue = Queue(request.spec.queue, connection=self.redis)
+        queue = self._queue(request.spec.queue)
         if not self.monitor.latest.serves(queue.name) and not (await self.monitor.refresh()).serves(queue.name):
             raise NoWorker(f"no worker serves queue {queue.name!r}; start one with "
                            f"`rlpr worker --queues {queue.name}` (or `rlpr up --workers {queue.name}=1`)")
@@ -94,7 +95,12 @@ class QueueBackend:
         pending: dict[str, tuple[RewardItem, ...]] = {}
         finished = False
         try:
-            pending.update(await asyncio.to_thread(self._enqueue, queue, request, chunks, reply_key))
+            # RQ's own enqueue_many, written through a pipeline of the asyncio client: RQ only adds
+            # commands to a pipeline it is given, so the event loop enqueues with no thread hop and
+            # no blocking round trip (tests/test_queue_backend.py holds RQ to that).
+            async with self.aredis.pipeline(transaction=True) as pipe:
+                pending.update(self._enqueue(pipe, queue, request, chunks, reply_key))
+                await pipe.execute()
             results = await self._gather(queue, request, pending, reply_key)
             finished = not pending
         finally:
@@ -106,7 +112,13 @@ class QueueBackend:
         return [results.get(item.id) or ScoredItem.failed(item.id, ItemStatus.TIMEOUT, "deadline exceeded")
                 for item in items]
 
-    def _enqueue(self, queue, request, chunks, reply_key) -> dict[str, tuple[RewardItem, ...]]:
+    def _queue(self, name: str) -> Queue:
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = Queue(name, connection=self.redis)
+        return queue
+
+    def _enqueue(self, pipe, queue, request, chunks, reply_key) -> dict[str, tuple[RewardItem, ...]]:
         retry = Retry(max=self.retries) if self.retries else None
         ttl = max(1, int(request.remaining_s()) + JOB_TTL_MARGIN_S)
         datas = [
@@ -120,7 +132,7 @@ class QueueBackend:
             )
             for chunk in chunks
         ]
-        return {job.id: chunk for job, chunk in zip(queue.enqueue_many(datas), chunks)}
+        return {job.id: chunk for job, chunk in zip(queue.enqueue_many(datas, pipeline=pipe), chunks)}
 
     async def _gather(self, queue, request, pending, reply_key) -> dict[str, ScoredItem]:
         results: dict[str, ScoredItem] = {}

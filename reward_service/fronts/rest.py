@@ -203,7 +203,8 @@ def operations_router(service: RewardService, guarded: list) -> APIRouter:
 def create_app(service: RewardService, token: str = "", max_request_bytes: int = 32 << 20) -> FastAPI:
     from swagger_ui_bundle import swagger_ui_path
 
-    def require_token(authorization: Annotated[str, Header()] = "") -> None:
+    # async: FastAPI runs a plain `def` dependency in a thread pool, a thread hop per request.
+    async def require_token(authorization: Annotated[str, Header()] = "") -> None:
         if token and not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
             raise Unauthenticated("missing or wrong 'Authorization: Bearer <token>' header")
 

@@ -30,6 +30,7 @@ from reward_service.core import rq_gaps
 log = logging.getLogger(__name__)
 IDLE_HEARTBEAT_S = 5  # RQ blocks on the queues for worker_ttl - 15 s between heartbeats
 REDIS_POLL_S = 0.2
+REGISTRATION_CHECK_S = 0.5  # how often a worker asks whether Redis still knows it (restarts are noticed within this)
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -42,6 +43,7 @@ class RewardWorker(SimpleWorker):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("worker_ttl", IDLE_HEARTBEAT_S + 15)
         super().__init__(*args, **kwargs)
+        self._registration_checked = 0.0
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # Expire our started-job entry soon after heartbeats stop: that is how death is noticed.
@@ -75,8 +77,12 @@ class RewardWorker(SimpleWorker):
     # Redis calls of RQ's work loop that would otherwise end the worker when Redis is away.
     def heartbeat(self, timeout=None, pipeline=None):
         self._until_redis(super().heartbeat, timeout, pipeline)
-        if pipeline is None:  # a Redis that restarted may have forgotten us, even if no call of ours failed
+        # A Redis that restarted may have forgotten us, even if no call of ours failed. RQ heartbeats
+        # three times per job, so ask at most every REGISTRATION_CHECK_S, not three round trips a job.
+        now = time.monotonic()
+        if pipeline is None and now - self._registration_checked >= REGISTRATION_CHECK_S:
             self._until_redis(rq_gaps.reregister_if_forgotten, self)
+            self._registration_checked = now
 
     def check_for_suspension(self, burst: bool):
         return self._until_redis(super().check_for_suspension, burst)
