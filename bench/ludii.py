@@ -1,8 +1,8 @@
 """Ludii reward speed, side by side in one run (needs LUDII_JAR):
 
-- raw engine: 100 random playouts of Tic-Tac-Toe, Hex and Reversi by our Java evaluator, called
-  directly in a JVM of this process with the worker's JVM options, warmed as the worker is
-  (no supervisor, no queue);
+- raw engine: 100 random playouts of Tic-Tac-Toe, Hex and Reversi by the worker's engine (our Java
+  evaluator in a supervised JVM host process), called directly and warmed as the worker is
+  (no API, no queue, no worker);
 - the same evaluation through the service: gRPC -> API -> Redis -> a warm worker -> its supervised
   JVM child -> back (target: service / raw <= 1.10), raw and service calls alternating so that
   a load on the machine weighs on both alike;
@@ -24,7 +24,7 @@ from common import REPO, start_fronts, start_worker, stop_processes, wait_worker
 
 GAMES = ["Tic-Tac-Toe", "Hex", "Reversi"]
 PLAYOUTS, TURNS = 100, 500
-BATCH = 32  # evaluations per throughput measurement: seconds of work for each worker
+BATCH = 64  # evaluations per throughput measurement: seconds of work for each worker, so the last job matters little
 
 
 def median_seconds(call, runs=7) -> float:
@@ -53,22 +53,23 @@ def fresh_jvm_seconds(code: str) -> float:
 
 
 def raw_evaluator():
-    """Our Java evaluator in a JVM of this process, started with the options a worker's JVM gets
-    (`jvm.start` is what the worker's JVM host calls): the engine's own cost, nothing around it."""
-    from reward_service.ludii import jvm
+    """The engine exactly as a worker runs it (a supervised JVM host process of its own, the same
+    JVM options), called directly: the engine's own cost, with no API, queue or worker around it."""
+    from reward_service.ludii.engine import LudiiEngine
 
-    jar = os.environ["LUDII_JAR"]
-    jvm.start([str(jvm.build_helpers(jar)), jar])
-    evaluator = jvm.jclass("rlpr.LudiiEvaluator")
-    return lambda code: evaluator.evaluate(code, PLAYOUTS, TURNS, 0, 120.0)
+    engine = LudiiEngine(os.environ["LUDII_JAR"])
+    engine.start()
+    return lambda code: engine.evaluate(code, PLAYOUTS, TURNS, 0, 120.0)
 
 
-WARM_JOBS = 10  # a JVM's JIT needs several games before it plays at full speed
+# A JVM's JIT needs many games before it plays at full speed: measured per thread, a worker's C2
+# compiler thread still took 72% of a core after 40 Reversi games and 9% after 80.
+WARM_JOBS = 180  # evaluations per JVM; the first worker and the raw engine split them over the games
 
 
 def warm_every_worker(client, redis, items, count: int) -> None:
     """Until each worker has run WARM_JOBS evaluations: a cold JVM's first game costs about a
-    second, and the next few still run partly interpreted."""
+    second, and the next tens still run partly interpreted while the JIT compiles on another core."""
     from rq import Worker
 
     while sum(1 for w in Worker.all(connection=redis) if w.successful_job_count >= WARM_JOBS) < count:
@@ -91,15 +92,17 @@ def engine_figures(redis_url: str) -> list[dict]:
     figures = []
     try:
         wait_workers(redis, 1, timeout=180)
-        warm_every_worker(remote, redis, [RewardItem("w", "", game_named("Reversi"))], 1)
-        for _ in range(WARM_JOBS):  # the raw JVM is warmed as the worker's was
-            raw_evaluate(game_named("Reversi"))
+        codes = [game_named(name) for name in GAMES]
+        for _ in range(WARM_JOBS // len(GAMES)):  # both JVMs play every game before anything is timed
+            for code in codes:
+                remote.score("ludii", [RewardItem("w", "", code)], deadline_s=300)
+                raw_evaluate(code)
         print(f"{'game':<14}{'raw s':>8}{'service s':>11}{'fresh JVM s':>13}{'svc÷raw':>9}{'fresh÷warm':>12}")
         for name in GAMES:
             code = game_named(name)
             item = [RewardItem("g", "", code)]
             raw, service = paired_median_seconds([lambda: raw_evaluate(code),
-                                                  lambda: remote.score("ludii", item, deadline_s=300)])
+                                                  lambda: remote.score("ludii", item, deadline_s=300)], runs=11)
             fresh = fresh_jvm_seconds(code)
             print(f"{name:<14}{raw:8.3f}{service:11.3f}{fresh:13.2f}{service / raw:9.2f}{fresh / service:12.1f}")
             figures += [{"name": f"Ludii service ÷ raw engine, {name}", "value": service / raw, "unit": "ratio",

@@ -3,6 +3,7 @@
 it answers evaluation requests on the connection FD until it closes or its parent dies."""
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -30,6 +31,10 @@ def serve(conn, jar: str, heap: str, parent_pid: int) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which refuses to start
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
+    # JPype runs a full Python collection after every Java GC (its GC bridge), and Ludii's playouts
+    # make the JVM collect several times a second: without this, a second core went to collecting
+    # this interpreter's start-up objects again and again. Frozen, they are skipped.
+    gc.freeze()
     conn.send(("ready", os.getpid()))
     while True:
         try:
