@@ -7,6 +7,7 @@ import time
 import pytest
 from redis import Redis
 from rq import Queue, Worker
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from reward_contract.client import GrpcRewardClient
@@ -257,3 +258,29 @@ def test_rq_only_buffers_into_a_given_pipeline_so_the_asyncio_client_can_enqueue
         assert [job.func_name for job in queue.jobs] == ["builtins.len"] * 2
     finally:
         queue.delete(delete_jobs=True)
+
+
+
+def test_a_running_job_heartbeats_until_it_ends_and_runs_once(workers, queue_service, redis_url):
+    """Heartbeats are how a dead worker is noticed within seconds, so a live one must keep beating
+    for as long as its job runs (every 0.5 s here), and a job that outlives the 2 s beat TTL must
+    still run once."""
+    workers.start("test_slow")
+    redis = Redis.from_url(redis_url)
+    registry = StartedJobRegistry("test_slow", connection=redis)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(results=queue_service.score_blocking(
+        "test_slow", [RewardItem("1", "", "abcd", {"sleep_s": "4"})], deadline_s=30)))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not registry.get_job_ids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [job_id] = registry.get_job_ids()
+    first = Job.fetch(job_id, connection=redis).last_heartbeat
+    time.sleep(2.5)
+    later = Job.fetch(job_id, connection=redis).last_heartbeat
+    thread.join()
+    assert (later - first).total_seconds() >= 1.5, (first, later)
+    assert outcome["results"][0].ok and outcome["results"][0].reward == 4.0
+    [worker] = Worker.all(connection=redis)
+    assert (worker.successful_job_count, worker.failed_job_count) == (1, 0)

@@ -44,6 +44,11 @@ class RewardWorker(SimpleWorker):
         kwargs.setdefault("worker_ttl", IDLE_HEARTBEAT_S + 15)
         super().__init__(*args, **kwargs)
         self._registration_checked = 0.0
+        # One heartbeat thread for the worker's life, told which job runs: starting and joining a
+        # thread per job cost a cheap job most of a scheduler slice on a busy machine.
+        self._running: tuple | None = None  # (job, execution) while a job runs
+        self._beat_cond = threading.Condition()
+        self._beat_thread: threading.Thread | None = None
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
         # Expire our started-job entry soon after heartbeats stop: that is how death is noticed.
@@ -52,14 +57,11 @@ class RewardWorker(SimpleWorker):
     def execute_job(self, job, queue):
         try:
             execution = self.prepare_execution(job)
-            stop = threading.Event()
-            beat = threading.Thread(target=self._beat, args=(job, execution, stop), name="rq-heartbeat", daemon=True)
-            beat.start()
+            self._beat_for(job, execution)
             try:
                 self.perform_job(job, queue, execution)
             finally:
-                stop.set()
-                beat.join()
+                self._beat_for(None)
         except _REDIS_DOWN as exc:
             # RQ's bookkeeping of this job failed. Its results were already pushed (the job retries
             # that), and if RQ lost track of it, the API's registry cleanup retries it.
@@ -67,12 +69,30 @@ class RewardWorker(SimpleWorker):
             self._wait_for_redis()
         self._until_redis(self.set_state, WorkerStatus.IDLE)
 
-    def _beat(self, job, execution, stop: threading.Event) -> None:
-        while not stop.wait(self.heartbeat_s):
-            try:
-                self.maintain_heartbeats(job, execution)
-            except Exception:  # noqa: BLE001 - a missed beat is retried next tick; the job goes on
-                log.warning("heartbeat failed", exc_info=True, extra={"job_id": job.id})
+    def _beat_for(self, job, execution=None) -> None:
+        """Heartbeat for `job` from now on (None: for no job). Waits for a beat in progress, so no
+        beat of a finished job lands after it."""
+        with self._beat_cond:
+            self._running = (job, execution) if job is not None else None
+            self._beat_cond.notify()
+        if self._beat_thread is None:
+            self._beat_thread = threading.Thread(target=self._beat_forever, name="rq-heartbeat", daemon=True)
+            self._beat_thread.start()
+
+    def _beat_forever(self) -> None:
+        with self._beat_cond:
+            while True:
+                running = self._running
+                if running is None:
+                    self._beat_cond.wait()
+                    continue
+                self._beat_cond.wait(self.heartbeat_s)
+                if self._running is not running:  # that job ended (or another began) meanwhile
+                    continue
+                try:
+                    self.maintain_heartbeats(*running)
+                except Exception:  # noqa: BLE001 - a missed beat is retried next tick; the job goes on
+                    log.warning("heartbeat failed", exc_info=True, extra={"job_id": running[0].id})
 
     # Redis calls of RQ's work loop that would otherwise end the worker when Redis is away.
     def heartbeat(self, timeout=None, pipeline=None):
