@@ -40,6 +40,7 @@ class RewardService:
         self._inflight: dict[str, int] = {}  # items in flight, by reward
         self._requests = 0  # requests in flight
         self._meter_cache: dict[tuple[str, str], tuple] = {}
+        self._item_counters: dict[tuple, object] = {}  # by reward, status and cached
         self._loop: asyncio.AbstractEventLoop | None = None  # for score_blocking
         self._runs_inline = isinstance(backend, InProcessBackend) and backend.executor is None and cache is None
         self._loop_lock = threading.Lock()
@@ -100,9 +101,16 @@ class RewardService:
             self._inflight[name] -= len(request.items)
             inflight.set(self._inflight[name])
         latency.observe(time.monotonic() - started)
-        for (status, cached), count in Counter((r.status.value, r.cached) for r in results).items():
-            self.metrics.items.labels(name, status, str(cached).lower()).inc(count)
+        for (status, cached), count in Counter((r.status, r.cached) for r in results).items():
+            self._item_counter(name, status, cached).inc(count)
         return results
+
+    def _item_counter(self, name: str, status, cached: bool):
+        key = (name, status, cached)
+        counter = self._item_counters.get(key)
+        if counter is None:
+            counter = self._item_counters[key] = self.metrics.items.labels(name, status.value, str(cached).lower())
+        return counter
 
     def _meters(self, front: str, name: str) -> tuple:
         """The request's labelled metrics, looked up once per front and reward (a lookup costs

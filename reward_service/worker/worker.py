@@ -47,7 +47,7 @@ class RewardWorker(SimpleWorker):
         # One heartbeat thread for the worker's life, told which job runs: starting and joining a
         # thread per job cost a cheap job most of a scheduler slice on a busy machine.
         self._running: tuple | None = None  # (job, execution) while a job runs
-        self._beat_cond = threading.Condition()
+        self._beat_lock = threading.Lock()
         self._beat_thread: threading.Thread | None = None
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
@@ -71,28 +71,25 @@ class RewardWorker(SimpleWorker):
 
     def _beat_for(self, job, execution=None) -> None:
         """Heartbeat for `job` from now on (None: for no job). Waits for a beat in progress, so no
-        beat of a finished job lands after it."""
-        with self._beat_cond:
+        beat of a finished job lands after it. The beat thread is never woken for this: a wake per
+        job made it fight the job for the GIL."""
+        with self._beat_lock:
             self._running = (job, execution) if job is not None else None
-            self._beat_cond.notify()
         if self._beat_thread is None:
             self._beat_thread = threading.Thread(target=self._beat_forever, name="rq-heartbeat", daemon=True)
             self._beat_thread.start()
 
     def _beat_forever(self) -> None:
-        with self._beat_cond:
-            while True:
-                running = self._running
-                if running is None:
-                    self._beat_cond.wait()
-                    continue
-                self._beat_cond.wait(self.heartbeat_s)
-                if self._running is not running:  # that job ended (or another began) meanwhile
+        """Beat for whatever job runs, every heartbeat_s: no job goes longer than that unbeaten."""
+        while True:
+            time.sleep(self.heartbeat_s)
+            with self._beat_lock:
+                if self._running is None:
                     continue
                 try:
-                    self.maintain_heartbeats(*running)
+                    self.maintain_heartbeats(*self._running)
                 except Exception:  # noqa: BLE001 - a missed beat is retried next tick; the job goes on
-                    log.warning("heartbeat failed", exc_info=True, extra={"job_id": running[0].id})
+                    log.warning("heartbeat failed", exc_info=True, extra={"job_id": self._running[0].id})
 
     # Redis calls of RQ's work loop that would otherwise end the worker when Redis is away.
     def heartbeat(self, timeout=None, pipeline=None):
