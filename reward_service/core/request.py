@@ -32,7 +32,6 @@ class Limits:
 
 @dataclass(frozen=True)
 class ResolvedRequest:
-    id: str
     spec: RewardSpec
     options: Any  # the reward's options dataclass
     items: tuple[RewardItem, ...]
@@ -42,6 +41,12 @@ class ResolvedRequest:
 
     def remaining_s(self) -> float:
         return self.deadline - time.time()
+
+    @functools.cached_property
+    def id(self) -> str:
+        """Names the request's reply list and cancel key in Redis; made on first use, since scoring
+        in this process never needs one (and a uuid4 costs a system call)."""
+        return uuid.uuid4().hex
 
     @functools.cached_property
     def cache_keys(self) -> tuple[str, ...]:
@@ -80,7 +85,7 @@ def resolve(reward: str, items: Sequence[RewardItem], options: Mapping[str, obje
     deadline_s = _deadline_s(deadline_s, limits, spec.default_deadline_s)
     if caller_remaining_s is not None:
         deadline_s = min(deadline_s, caller_remaining_s)
-    return ResolvedRequest(uuid.uuid4().hex, spec, typed, tuple(items), time.time() + deadline_s, use_cache, front)
+    return ResolvedRequest(spec, typed, tuple(items), time.time() + deadline_s, use_cache, front)
 
 
 def _deadline_s(deadline_s: float | None, limits: Limits, reward_default_s: float | None) -> float:
