@@ -2,6 +2,7 @@
 
 Real servers on real sockets, real Redis (a private one where a test stops it), real workers.
 """
+import asyncio
 import json
 import statistics
 import threading
@@ -297,3 +298,16 @@ def test_queued_jobs_expire_with_their_request(workers, queue_service, redis_url
     [job] = Job.fetch_many(Queue("test_slow", connection=redis).get_job_ids(), connection=redis)
     assert 70 <= redis.ttl(job.key) <= 80  # the request's 20 s deadline plus a minute
     thread.join(30)
+
+
+def test_a_request_while_redis_is_down_is_unavailable_not_no_worker(workers, private_redis):
+    """UNAVAILABLE is what clients retry with backoff; "no worker" would send them away at once."""
+    redis = private_redis
+    workers.start("arithmetic", redis_url=redis.url)
+    service = service_on(redis.url, cache=False)
+    item = [RewardItem("1", "", "23 + 4", {"previous": "23 + 1 + 3"})]
+    assert service.score_blocking("arithmetic", item)[0].ok
+    redis.stop()
+    assert not asyncio.run(service.monitor.refresh()).redis  # what `rlpr serve`'s monitor sees within a second
+    with pytest.raises(Unavailable, match="redis is unreachable"):
+        service.score_blocking("arithmetic", item, deadline_s=5)

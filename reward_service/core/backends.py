@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 
-from reward_contract.errors import NoWorker
+from reward_contract.errors import NoWorker, Unavailable
 from reward_contract.types import ItemStatus, RewardItem, ScoredItem
 from reward_service.core import rq_gaps
 from reward_service.core.health import IN_PROCESS, Health, HealthMonitor
@@ -86,7 +86,12 @@ class QueueBackend:
 
     async def score(self, request, items):
         queue = self._queue(request.spec.queue)
-        if not self.monitor.latest.serves(queue.name) and not (await self.monitor.refresh()).serves(queue.name):
+        health = self.monitor.latest
+        if not health.serves(queue.name):
+            health = await self.monitor.refresh()
+        if not health.redis:  # UNAVAILABLE, which clients retry with backoff, not "no worker"
+            raise Unavailable("redis is unreachable; retry later")
+        if not health.serves(queue.name):
             raise NoWorker(f"no worker serves queue {queue.name!r}; start one with "
                            f"`rlpr worker --queues {queue.name}` (or `rlpr up --workers {queue.name}=1`)")
         reply_key = f"rlpr:reply:{request.id}"
