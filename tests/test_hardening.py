@@ -311,3 +311,20 @@ def test_a_request_while_redis_is_down_is_unavailable_not_no_worker(workers, pri
     assert not asyncio.run(service.monitor.refresh()).redis  # what `rlpr serve`'s monitor sees within a second
     with pytest.raises(Unavailable, match="redis is unreachable"):
         service.score_blocking("arithmetic", item, deadline_s=5)
+
+
+def test_after_a_redis_outage_the_monitor_gives_workers_time_to_register_again(private_redis):
+    """An empty Redis has forgotten every worker; for a few seconds after it comes back, "no worker"
+    is not known yet (requests get UNAVAILABLE, which clients retry). A service that merely starts
+    is not coming back from anything."""
+    from redis import Redis as SyncRedis
+
+    from reward_service.core.health import HealthMonitor
+
+    redis = private_redis
+    monitor = HealthMonitor(SyncRedis.from_url(redis.url, socket_connect_timeout=2))
+    assert asyncio.run(monitor.refresh()).redis and not monitor.rejoining()
+    redis.stop()
+    assert not asyncio.run(monitor.refresh()).redis and not monitor.rejoining()
+    redis.start()
+    assert asyncio.run(monitor.refresh()).redis and monitor.rejoining()

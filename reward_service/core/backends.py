@@ -89,8 +89,11 @@ class QueueBackend:
         health = self.monitor.latest
         if not health.serves(queue.name):
             health = await self.monitor.refresh()
-        if not health.redis:  # UNAVAILABLE, which clients retry with backoff, not "no worker"
+        # UNAVAILABLE, which clients retry with backoff, while it may pass; "no worker" when it will not
+        if not health.redis:
             raise Unavailable("redis is unreachable; retry later")
+        if not health.serves(queue.name) and self.monitor.rejoining():
+            raise Unavailable("redis restarted moments ago and its workers are registering again; retry")
         if not health.serves(queue.name):
             raise NoWorker(f"no worker serves queue {queue.name!r}; start one with "
                            f"`rlpr worker --queues {queue.name}` (or `rlpr up --workers {queue.name}=1`)")

@@ -2,12 +2,15 @@
 
 A monitor refreshes this every second in the API's event loop. Health endpoints report it,
 and a request for a queue no live worker serves is refused at once (FAILED_PRECONDITION /
-503) instead of waiting for its deadline.
+503) instead of waiting for its deadline; while Redis is unreachable, or for REJOIN_S after it
+came back empty and its workers are registering again, the answer is UNAVAILABLE, which clients
+retry with backoff.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +20,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 LIVE_S = 15.0  # an idle worker heartbeats every 5 s (worker.IDLE_HEARTBEAT_S); three missed beats is dead
+REJOIN_S = 5.0  # after Redis comes back, how long its workers may take to register again (they take ~1 s)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class HealthMonitor:
         self.redis = redis  # synchronous: RQ's registry API is synchronous
         self.interval_s = interval_s
         self.latest = Health(redis=False)
+        self._seen_redis = False
+        self._redis_lost = False
+        self._redis_back_at = -math.inf
 
     def check(self) -> Health:
         from rq import Worker
@@ -60,8 +67,19 @@ class HealthMonitor:
         return Health(redis=True, workers=counts)
 
     async def refresh(self) -> Health:
-        self.latest = await asyncio.to_thread(self.check)
-        return self.latest
+        health = await asyncio.to_thread(self.check)
+        if not health.redis:
+            self._redis_lost = self._seen_redis
+        elif self._redis_lost:
+            self._redis_lost, self._redis_back_at = False, time.monotonic()
+        self._seen_redis = self._seen_redis or health.redis
+        self.latest = health
+        return health
+
+    def rejoining(self) -> bool:
+        """Redis came back from an outage moments ago: an empty Redis has forgotten every worker,
+        and they register again within about a second, so "no worker" is not known yet."""
+        return time.monotonic() - self._redis_back_at < REJOIN_S
 
     async def run(self, on_change=None) -> None:
         """Refresh forever; call `on_change(health)` whenever the picture changes."""
