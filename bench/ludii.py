@@ -52,14 +52,14 @@ def fresh_jvm_seconds(code: str) -> float:
     return time.perf_counter() - started
 
 
-def raw_evaluator():
+def raw_engine():
     """The engine exactly as a worker runs it (a supervised JVM host process of its own, the same
-    JVM options), called directly: the engine's own cost, with no API, queue or worker around it."""
+    JVM options), to be called directly: the engine's own cost, with no API, queue or worker around it."""
     from reward_service.ludii.engine import LudiiEngine
 
     engine = LudiiEngine(os.environ["LUDII_JAR"])
     engine.start()
-    return lambda code: engine.evaluate(code, PLAYOUTS, TURNS, 0, 120.0)
+    return engine
 
 
 # A JVM's JIT needs many games before it plays at full speed: measured per thread, a worker's C2
@@ -83,7 +83,11 @@ def engine_figures(redis_url: str) -> list[dict]:
     from reward_contract.types import RewardItem
     from tests.ludii_games import game_named
 
-    raw_evaluate = raw_evaluator()
+    engine = raw_engine()
+
+    def raw_evaluate(code: str):
+        return engine.evaluate(code, PLAYOUTS, TURNS, 0, 120.0)
+
     redis = Redis.from_url(redis_url)
     redis.flushdb()
     fronts = start_fronts(redis_url)
@@ -123,6 +127,7 @@ def engine_figures(redis_url: str) -> list[dict]:
     finally:
         remote.close()
         stop_processes(workers)
+        engine.close()
         fronts.join()
         redis.flushdb()
     return figures
