@@ -284,3 +284,19 @@ def test_a_running_job_heartbeats_until_it_ends_and_runs_once(workers, queue_ser
     assert outcome["results"][0].ok and outcome["results"][0].reward == 4.0
     [worker] = Worker.all(connection=redis)
     assert (worker.successful_job_count, worker.failed_job_count) == (1, 0)
+
+
+def test_a_worker_idle_after_short_jobs_keeps_its_full_ttl(workers, queue_service, redis_url):
+    """RQ's per-job heartbeat shortens the worker's key to the job's few-second TTL, and our worker
+    sends RQ's plain heartbeats at most once a second. The one after each job must still go out,
+    or a worker that idles after a run of short jobs would vanish from Redis seconds later."""
+    from reward_service.worker.worker import IDLE_HEARTBEAT_S
+
+    workers.start("arithmetic")
+    for k in range(30):
+        assert queue_service.score_blocking("arithmetic", arithmetic_items(1, prefix=f"r{k}-"), use_cache=False)[0].ok
+    time.sleep(0.3)
+    redis = Redis.from_url(redis_url)
+    [worker] = Worker.all(connection=redis)
+    assert worker.successful_job_count == 30
+    assert redis.ttl(worker.key) > IDLE_HEARTBEAT_S + 15, redis.ttl(worker.key)

@@ -55,7 +55,7 @@ def reregister_if_forgotten(worker) -> None:
     if worker.connection.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key):
         return
     with worker.connection.pipeline() as pipe:
-        pipe.hset(worker.key, mapping=worker.serialize())
+        pipe.hset(worker.key, mapping={**worker.serialize(), "state": worker.get_state()})
         worker_registration.register(worker, pipe)
         pipe.expire(worker.key, worker.worker_ttl + 60)
         pipe.execute()
