@@ -9,9 +9,10 @@ restarts when an evaluation overruns (reward_service/ludii/engine.py). Beyond RQ
 - an idle worker heartbeats every IDLE_HEARTBEAT_S, so the API tells a live worker from a gone one;
 - when Redis goes away the worker waits for it, polling every REDIS_POLL_S, and goes on
   (RQ's own backoff grows to 60 s, and a Redis error mid-job makes RQ's worker exit);
-- RQ's per-job bookkeeping without its redundant round trips: plain heartbeats at most every
-  PLAIN_BEAT_S, the suspension check at most every SUSPENSION_CHECK_S, no repeated state write
-  (21 round trips and 61 Redis commands a job became 13 and 48).
+- RQ's per-job bookkeeping without its redundant round trips: a heartbeat's three commands in one
+  round trip, plain heartbeats at most every PLAIN_BEAT_S, the suspension check at most every
+  SUSPENSION_CHECK_S, no repeated state write (21 round trips and 61 Redis commands a job became
+  10 and 48).
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ class RewardWorker(SimpleWorker):
             # that), and if RQ lost track of it, the API's registry cleanup retries it.
             log.warning("redis went away during a job; waiting for it", extra={"job_id": job.id, "error": repr(exc)})
             self._wait_for_redis()
-        self._until_redis(self.set_state, WorkerStatus.IDLE)
+        # IDLE, and the full TTL back (the job's own beat shortened it), in one round trip
+        self._until_redis(self._send_beat, None, WorkerStatus.IDLE)
 
     def _beat_for(self, job, execution=None) -> None:
         """Heartbeat for `job` from now on (None: for no job). Waits for a beat in progress, so no
@@ -103,19 +105,29 @@ class RewardWorker(SimpleWorker):
 
     # Redis calls of RQ's work loop that would otherwise end the worker when Redis is away.
     def heartbeat(self, timeout=None, pipeline=None):
-        now = time.monotonic()
-        plain = timeout is None and pipeline is None  # RQ's "extend my TTL to worker_ttl + 60 s"
-        if plain and now - self._full_beat_at < PLAIN_BEAT_S:
+        if pipeline is not None:  # part of RQ's bookkeeping of a job, which sets the short job TTL:
+            super().heartbeat(timeout, pipeline)
+            self._full_beat_at = -math.inf  # so the next plain beat must be sent
+            return
+        if timeout is None and time.monotonic() - self._full_beat_at < PLAIN_BEAT_S:
             return  # the TTL a full beat set moments ago still has a minute to run
-        self._until_redis(super().heartbeat, timeout, pipeline)
-        # Any other beat may shorten the TTL (RQ's per-job beat sets the short job TTL): the next
-        # plain beat must then be sent.
-        self._full_beat_at = now if plain else -math.inf
+        self._until_redis(self._send_beat, timeout)
+
+    def _send_beat(self, timeout=None, state: str | None = None) -> None:
+        """RQ's heartbeat (three commands), and a new state if given, in one round trip."""
+        sent_at = time.monotonic()
+        with self.connection.pipeline(transaction=False) as pipe:
+            if state is not None:
+                self.set_state(state, pipe)
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
+        if timeout is None:
+            self._full_beat_at = sent_at
         # A Redis that restarted may have forgotten us, even if no call of ours failed: ask at most
         # every REGISTRATION_CHECK_S, not on every beat.
-        if pipeline is None and now - self._registration_checked >= REGISTRATION_CHECK_S:
-            self._until_redis(rq_gaps.reregister_if_forgotten, self)
-            self._registration_checked = now
+        if sent_at - self._registration_checked >= REGISTRATION_CHECK_S:
+            rq_gaps.reregister_if_forgotten(self)
+            self._registration_checked = sent_at
 
     def check_for_suspension(self, burst: bool):
         # `rq suspend` is an operator's action: noticing it within SUSPENSION_CHECK_S is soon enough.
