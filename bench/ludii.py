@@ -64,7 +64,7 @@ def raw_engine():
 
 # A JVM's JIT needs many games before it plays at full speed: measured per thread, a worker's C2
 # compiler thread still took 72% of a core after 40 Reversi games and 9% after 80.
-WARM_JOBS = 180  # evaluations per JVM; the first worker and the raw engine split them over the games
+WARM_JOBS = 360  # evaluations per JVM; the first worker and the raw engine split them over the games
 
 
 def warm_every_worker(client, redis, items, count: int) -> None:

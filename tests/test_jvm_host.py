@@ -54,3 +54,15 @@ def test_ludii_worker_fails_fast_without_a_jar():
     result = subprocess.run([sys.executable, "-m", "rlpr", "worker", "--queues", "ludii", "--burst"], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "LUDII_JAR is not set" in result.stderr
+
+
+def test_a_ludii_worker_with_a_bad_heap_size_fails_fast_and_says_how_to_fix_it(tmp_path):
+    from reward_service.ludii.jvm import heap_megabytes
+
+    assert [heap_megabytes(size) for size in ("2g", "1536M", "2097152k")] == [2048, 1536, 2048]
+    jar = tmp_path / "Ludii.jar"
+    jar.write_bytes(b"")  # never opened: the heap size is checked before the JVM starts
+    env = {**os.environ, "LUDII_JAR": str(jar), "RLPR_JVM_HEAP": "2gb"}
+    result = subprocess.run([sys.executable, "-m", "rlpr", "worker", "--queues", "ludii", "--burst"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "RLPR_JVM_HEAP='2gb'" in result.stderr and "e.g. 2g" in result.stderr

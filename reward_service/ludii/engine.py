@@ -81,7 +81,8 @@ class LudiiEngine:
     def start(self) -> None:
         """Start the JVM child now (idempotent); LudiiUnavailable says why it cannot."""
         try:
-            jvm.javac()  # fail fast, with the fix, when no JDK is installed
+            jvm.javac()  # fail fast, with the fix, when no JDK is installed or the heap size is wrong
+            jvm.heap_megabytes(self.heap)
         except jvm.JvmError as exc:
             raise LudiiUnavailable(str(exc)) from None
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import pathlib
 import shutil
 import subprocess
@@ -86,10 +87,26 @@ def start(classpath: list[str], heap: str = DEFAULT_HEAP) -> None:
 
 
 def jvm_options(heap: str) -> list[str]:
-    options = [f"-Xmx{heap}", "-Xss16m", "-Djava.awt.headless=true", "-XX:+UseSerialGC"]
+    # Half the heap for the young generation: playouts make short-lived garbage fast, and with the
+    # default third of a heap that starts small the collector took 12% of a Reversi evaluation
+    # (2% with half; Reversi 84 -> 76 ms, at ~0.6 GB more resident memory per worker).
+    options = [f"-Xmx{heap}", f"-Xmn{heap_megabytes(heap) // 2}m", "-Xss16m", "-Djava.awt.headless=true",
+               "-XX:+UseSerialGC"]
     if PROCESSORS:
         options.append(f"-XX:ActiveProcessorCount={PROCESSORS}")
     return options
+
+
+_BYTES_PER_UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def heap_megabytes(heap: str) -> int:
+    """A JVM size such as 2g, 1536m or 2097152k, in megabytes."""
+    match = re.fullmatch(r"(\d+)([kmg]?)", heap.strip().lower())
+    megabytes = int(match[1]) * _BYTES_PER_UNIT[match[2]] >> 20 if match else 0
+    if megabytes < 64:
+        raise JvmError(f"RLPR_JVM_HEAP={heap!r} is not a JVM heap size of at least 64m: write e.g. 2g or 1536m")
+    return megabytes
 
 
 def check() -> None:
