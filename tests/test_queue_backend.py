@@ -260,7 +260,6 @@ def test_rq_only_buffers_into_a_given_pipeline_so_the_asyncio_client_can_enqueue
         queue.delete(delete_jobs=True)
 
 
-
 def test_a_running_job_heartbeats_until_it_ends_and_runs_once(workers, queue_service, redis_url):
     """Heartbeats are how a dead worker is noticed within seconds, so a live one must keep beating
     for as long as its job runs (every 0.5 s here), and a job that outlives the 2 s beat TTL must

@@ -92,9 +92,9 @@ class QueueBackend:
         # UNAVAILABLE, which clients retry with backoff, while it may pass; "no worker" when it will not
         if not health.redis:
             raise Unavailable("redis is unreachable; retry later")
-        if not health.serves(queue.name) and self.monitor.rejoining():
-            raise Unavailable("redis restarted moments ago and its workers are registering again; retry")
         if not health.serves(queue.name):
+            if self.monitor.rejoining():
+                raise Unavailable("redis restarted moments ago and its workers are registering again; retry")
             raise NoWorker(f"no worker serves queue {queue.name!r}; start one with "
                            f"`rlpr worker --queues {queue.name}` (or `rlpr up --workers {queue.name}=1`)")
         reply_key = f"rlpr:reply:{request.id}"

@@ -45,8 +45,7 @@ class HealthMonitor:
         self.redis = redis  # synchronous: RQ's registry API is synchronous
         self.interval_s = interval_s
         self.latest = Health(redis=False)
-        self._seen_redis = False
-        self._redis_lost = False
+        self._seen_redis = False  # Redis answered once: an outage from now on is an outage, not a first start
         self._redis_back_at = -math.inf
 
     def check(self) -> Health:
@@ -68,10 +67,8 @@ class HealthMonitor:
 
     async def refresh(self) -> Health:
         health = await asyncio.to_thread(self.check)
-        if not health.redis:
-            self._redis_lost = self._seen_redis
-        elif self._redis_lost:
-            self._redis_lost, self._redis_back_at = False, time.monotonic()
+        if health.redis and not self.latest.redis and self._seen_redis:
+            self._redis_back_at = time.monotonic()
         self._seen_redis = self._seen_redis or health.redis
         self.latest = health
         return health

@@ -39,8 +39,7 @@ class RewardService:
         self.monitor = monitor  # None: nothing to watch (in-process scoring)
         self._inflight: dict[str, int] = {}  # items in flight, by reward
         self._requests = 0  # requests in flight
-        self._meter_cache: dict[tuple[str, str], tuple] = {}
-        self._item_counters: dict[tuple, object] = {}  # by reward, status and cached
+        self._labelled_cache: dict[tuple, object] = {}  # see _labelled
         self._loop: asyncio.AbstractEventLoop | None = None  # for score_blocking
         self._runs_inline = isinstance(backend, InProcessBackend) and backend.executor is None and cache is None
         self._loop_lock = threading.Lock()
@@ -87,7 +86,9 @@ class RewardService:
 
     async def score(self, request: ResolvedRequest) -> list[ScoredItem]:
         name = request.spec.name
-        requests, inflight, latency = self._meters(request.front, name)
+        requests, inflight, latency = self._labelled(("request", request.front, name), lambda: (
+            self.metrics.requests.labels(request.front, name), self.metrics.inflight.labels(name),
+            self.metrics.latency.labels(name)))
         requests.inc()
         self._admit(request)
         self._requests += 1
@@ -102,25 +103,17 @@ class RewardService:
             inflight.set(self._inflight[name])
         latency.observe(time.monotonic() - started)
         for (status, cached), count in Counter((r.status, r.cached) for r in results).items():
-            self._item_counter(name, status, cached).inc(count)
+            self._labelled(("items", name, status, cached), lambda: self.metrics.items.labels(
+                name, status.value, str(cached).lower())).inc(count)
         return results
 
-    def _item_counter(self, name: str, status, cached: bool):
-        key = (name, status, cached)
-        counter = self._item_counters.get(key)
-        if counter is None:
-            counter = self._item_counters[key] = self.metrics.items.labels(name, status.value, str(cached).lower())
-        return counter
-
-    def _meters(self, front: str, name: str) -> tuple:
-        """The request's labelled metrics, looked up once per front and reward (a lookup costs
-        as much as scoring a small arithmetic item)."""
-        meters = self._meter_cache.get((front, name))
-        if meters is None:
-            meters = self._meter_cache[(front, name)] = (
-                self.metrics.requests.labels(front, name), self.metrics.inflight.labels(name),
-                self.metrics.latency.labels(name))
-        return meters
+    def _labelled(self, key: tuple, make):
+        """`make()`'s labelled metrics, made once per key: a prometheus `labels()` lookup costs as
+        much as scoring a small arithmetic item."""
+        found = self._labelled_cache.get(key)
+        if found is None:
+            found = self._labelled_cache[key] = make()
+        return found
 
     def _admit(self, request: ResolvedRequest) -> None:
         """Refuse, with a retry hint, rather than queue without bound: a reward's items in flight
