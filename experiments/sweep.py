@@ -63,7 +63,7 @@ CONFIGS = [
                           "--eval-every", "100"], 1500, "sft", what="supervised baseline"),
     Config("sentiment-ppo-vader", "train", ["--task", "sentiment", "--lr", "1e-3", "--batch-size", "64",
                                             "--mini-batch-size", "16"], 200, "sentiment", what="sentiment, VADER"),
-    Config("ppo-demo-1000", "train", DEMO, 1000, "long", seeds=(0, 1, 2), what="`make demo`'s settings, 1,000 steps"),
+    Config("ppo-demo-1000", "train", DEMO, 1000, "long", what="`make demo`'s settings, 1,000 steps"),
 ]
 BY_NAME = {c.name: c for c in CONFIGS}
 
