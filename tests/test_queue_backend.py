@@ -20,15 +20,41 @@ def arithmetic_items(n, prefix="i"):
     return [RewardItem(f"{prefix}{k}", "", f"{k % 30} + 4", {"previous": "1 + 2 + 4", "target": "7"}) for k in range(n)]
 
 
+def ended_job_counts(redis, at_least: int, timeout_s: float = 5) -> list[tuple[int, int]]:
+    """Each worker's (successful, failed) job counts once `at_least` jobs have ended, and a moment
+    more for any extra: a reply goes out before RQ's own end-of-job bookkeeping, which trails it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = [(w.successful_job_count, w.failed_job_count) for w in Worker.all(connection=redis)]
+        if sum(map(sum, counts)) >= at_least or time.monotonic() > deadline:
+            time.sleep(0.2)
+            return [(w.successful_job_count, w.failed_job_count) for w in Worker.all(connection=redis)]
+        time.sleep(0.02)
+
+
+def start_a_slow_job(queue_service, redis, sleep_s: str, text: str = "ab"):
+    """Score one test_slow item in a thread; once its job runs: (thread, outcome dict, job id)."""
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(results=queue_service.score_blocking(
+        "test_slow", [RewardItem("1", "", text, {"sleep_s": sleep_s})], deadline_s=30)))
+    thread.start()
+    registry = StartedJobRegistry("test_slow", connection=redis)
+    deadline = time.monotonic() + 5
+    while not registry.get_job_ids() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [job_id] = registry.get_job_ids()
+    return thread, outcome, job_id
+
+
 def test_batch_is_chunked_and_scored_by_workers(workers, queue_service, make_server, redis_url):
     workers.start("arithmetic")
     server = make_server(queue_service)
     results = GrpcRewardClient(server.grpc_target).score("arithmetic", arithmetic_items(600))
     assert len(results) == 600 and all(r.ok for r in results)
     assert results[3].components["value"] == 7.0 and results[3].reward == pytest.approx(1.0)
-    [worker] = Worker.all(connection=Redis.from_url(redis_url))
     chunk = get_reward("arithmetic").chunk_size
-    assert 1 < chunk < 600 and worker.successful_job_count == -(-600 // chunk)  # chunked jobs, not one per item
+    jobs = -(-600 // chunk)
+    assert 1 < chunk < 600 and ended_job_counts(Redis.from_url(redis_url), jobs) == [(jobs, 0)]  # chunks, not items
 
 
 
@@ -41,7 +67,7 @@ def test_two_workers_share_one_queue(workers, queue_service, redis_url):
     results = queue_service.score_blocking("test_slow", items)
     elapsed = time.monotonic() - started
     assert all(r.ok and r.reward == 3.0 for r in results)
-    counts = [w.successful_job_count for w in Worker.all(connection=Redis.from_url(redis_url))]
+    counts = [ok for ok, _ in ended_job_counts(Redis.from_url(redis_url), 8)]
     assert sorted(counts) != [0, 8] and sum(counts) == 8, counts
     assert elapsed < 8 * 0.5, elapsed  # faster than one worker alone could be
 
@@ -266,23 +292,14 @@ def test_a_running_job_heartbeats_until_it_ends_and_runs_once(workers, queue_ser
     still run once."""
     workers.start("test_slow")
     redis = Redis.from_url(redis_url)
-    registry = StartedJobRegistry("test_slow", connection=redis)
-    outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(results=queue_service.score_blocking(
-        "test_slow", [RewardItem("1", "", "abcd", {"sleep_s": "4"})], deadline_s=30)))
-    thread.start()
-    deadline = time.monotonic() + 5
-    while not registry.get_job_ids() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [job_id] = registry.get_job_ids()
+    thread, outcome, job_id = start_a_slow_job(queue_service, redis, "4", "abcd")
     first = Job.fetch(job_id, connection=redis).last_heartbeat
     time.sleep(2.5)
     later = Job.fetch(job_id, connection=redis).last_heartbeat
     thread.join()
     assert (later - first).total_seconds() >= 1.5, (first, later)
     assert outcome["results"][0].ok and outcome["results"][0].reward == 4.0
-    [worker] = Worker.all(connection=redis)
-    assert (worker.successful_job_count, worker.failed_job_count) == (1, 0)
+    assert ended_job_counts(redis, 1) == [(1, 0)]
 
 
 def test_a_worker_idle_after_short_jobs_keeps_its_full_ttl(workers, queue_service, redis_url):
@@ -294,8 +311,28 @@ def test_a_worker_idle_after_short_jobs_keeps_its_full_ttl(workers, queue_servic
     workers.start("arithmetic")
     for k in range(30):
         assert queue_service.score_blocking("arithmetic", arithmetic_items(1, prefix=f"r{k}-"), use_cache=False)[0].ok
-    time.sleep(0.3)
     redis = Redis.from_url(redis_url)
+    assert ended_job_counts(redis, 30) == [(30, 0)]
+    time.sleep(0.1)
     [worker] = Worker.all(connection=redis)
-    assert worker.successful_job_count == 30
     assert redis.ttl(worker.key) > IDLE_HEARTBEAT_S + 15, redis.ttl(worker.key)
+
+
+def test_a_started_job_is_recorded_as_rq_records_it(workers, queue_service, redis_url):
+    """The worker writes a job's start in one transaction instead of RQ's two; what RQ's two write
+    must all be there while the job runs: the job started by this worker and kept (no TTL), in the
+    started registry, off the intermediate list, with an execution record, and the worker busy."""
+    workers.start("test_slow")
+    redis = Redis.from_url(redis_url)
+    queue = Queue("test_slow", connection=redis)
+    thread, outcome, job_id = start_a_slow_job(queue_service, redis, "2")
+    job = Job.fetch(job_id, connection=redis)
+    [worker] = Worker.all(connection=redis)
+    assert job.get_status() == "started" and job.worker_name == worker.name
+    assert redis.ttl(job.key) == -1
+    assert redis.llen(queue.intermediate_queue_key) == 0
+    assert [e.job_id for e in job.get_executions()] == [job_id]
+    assert worker.get_state() == "busy"
+    thread.join()
+    assert outcome["results"][0].ok
+    assert Job.fetch(job_id, connection=redis).get_status() == "finished"
