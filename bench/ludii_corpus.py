@@ -66,7 +66,7 @@ def run_phase(workers: int, games: list[dict]) -> list[dict]:
                                         {"time_limit_s": MAX_TIME_LIMIT_S}, deadline_s=MAX_TIME_LIMIT_S + 60)
                 rows.append(row(index, game, result, time.perf_counter() - started))
                 print(f"{index + 1:>4}/{len(games)} {rows[-1]['seconds']:7.2f} s {result.status.value:<10} "
-                      f"{result.reward:.3f} {game['code'][7:40]}", flush=True)
+                      f"{result.reward:.3f} {game['code'][7:40]}", file=sys.stderr, flush=True)  # progress
         else:  # the whole corpus as one batch, under the default limit
             items = [RewardItem(str(k), "", g["code"]) for k, g in enumerate(games)]
             started = time.perf_counter()

@@ -76,11 +76,12 @@ def run_and_keep(script: str, extra: list[str], env: dict) -> None:
     command = f"{script} {' '.join(extra)}".strip()
     print(f"== {command}", flush=True)
     with tempfile.TemporaryDirectory(prefix="rlpr-bench-") as out:
+        # stdout is the script's report; its stderr (progress, errors) goes straight to the terminal
         run = subprocess.run([sys.executable, script, *extra], cwd=os.path.dirname(__file__),
-                             env=dict(env, RLPR_BENCH_OUT=out), capture_output=True, text=True)
-        print(run.stdout, run.stderr[-2000:] if run.returncode else "", flush=True)
+                             env=dict(env, RLPR_BENCH_OUT=out), stdout=subprocess.PIPE, text=True)
+        print(run.stdout, flush=True)
         if run.returncode:
-            raise SystemExit(f"{script} failed; the figures of its last run are kept")
+            raise SystemExit(f"{script} failed (its error is above); the figures of its last run are kept")
         FIGURES.mkdir(parents=True, exist_ok=True)
         for path in pathlib.Path(out).glob("*.json"):
             result = json.loads(path.read_text())
