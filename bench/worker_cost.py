@@ -1,7 +1,8 @@
 """A worker's own cost per job, with no API in the way, on one-item arithmetic jobs:
 
-- latency: one job at a time, from its enqueue to its reply in Redis (what a worker adds to
-  every request: the queue hop, RQ's start bookkeeping, the job, the reply's push);
+- latency: one job at a time, from the start of its enqueue (RQ building the job in this process,
+  one transaction) to its reply in Redis: what a worker adds to every request (the queue hop, RQ's
+  start bookkeeping, the job, the reply's push), plus the enqueue, the same on both trees;
 - drain: one `rlpr worker --burst` empties a queue of jobs; its time from the first job's start to
   the last job's end, and its CPU, divided by the jobs.
 

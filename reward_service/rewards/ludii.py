@@ -18,11 +18,11 @@ from reward_service.rewards.base import RequestExpired, RewardResult, TimeLimitE
 MAX_PLAYOUTS = 1000
 MAX_TURNS = 10_000
 MAX_TIME_LIMIT_S = 600.0
-# From the evaluation times of the 275 test games, one worker on two cores (docs/benchmarks.md, "Ludii
-# corpus"): p50 0.21 s, p95 6.1 s, max 151 s (Sudoku X, whose random playouts run to the turn cap),
-# and 222 s on a slower machine of the same kind. 400 s lets the slowest finish on a slower or busier
-# machine: before the JVM's young generation was enlarged, it took 250 s, and 312 s beside two
-# training runs.
+# From the evaluation times of the 275 test games, one worker on two cores (bench/ludii_corpus.py;
+# docs/benchmarks.md has the latest run): p50 0.25 s, p95 8.5 s, max 222 s (Sudoku X, whose random
+# playouts run to the turn cap), and 151 s at most on a faster machine of the same kind. 400 s lets
+# the slowest finish on a slower or busier machine: before the JVM's young generation was enlarged,
+# it took 250 s, and 312 s beside two training runs.
 DEFAULT_TIME_LIMIT_S = 400.0
 DEFAULT_DEADLINE_S = 900.0  # a request for a few games under the default limit, unless it names one
 
