@@ -6,6 +6,9 @@
 - the same evaluation through the service: gRPC -> API -> Redis -> a warm worker -> its supervised
   JVM child -> back (target: service / raw <= 1.10), raw and service calls alternating so that
   a load on the machine weighs on both alike;
+- what that path costs with no work at all (bench/floor.py): a gRPC echo plus a bare Redis
+  hand-off between two processes (the floor of any service over gRPC and a Redis queue), and a
+  gRPC echo plus a no-op job through RQ as it ships; and so the service / raw each would give;
 - a fresh JVM per evaluation, what keeping one JVM per worker avoids (target: fresh / warm >= 10);
 - throughput of 1 and 2 workers on a batch of Reversi games, every worker warmed first
   (target: 2 workers / 1 >= 1.8 on 2 cores).
@@ -21,6 +24,7 @@ import sys
 import time
 
 from common import REPO, start_fronts, start_worker, stop_processes, wait_workers, write_results
+from floor import grpc_echo_seconds, redis_handoff_seconds, rq_job_seconds
 
 GAMES = ["Tic-Tac-Toe", "Hex", "Reversi"]
 PLAYOUTS, TURNS = 100, 500
@@ -80,6 +84,7 @@ def warm_every_worker(client, redis, items, count: int) -> None:
 def engine_figures(redis_url: str) -> list[dict]:
     from redis import Redis
 
+    from reward_contract import codec
     from reward_contract.client import GrpcRewardClient
     from reward_contract.types import RewardItem
     from tests.ludii_games import game_named
@@ -102,17 +107,34 @@ def engine_figures(redis_url: str) -> list[dict]:
             for code in codes:
                 remote.score("ludii", [RewardItem("w", "", code)], deadline_s=300)
                 raw_evaluate(code)
-        print(f"{'game':<14}{'raw s':>8}{'service s':>11}{'fresh JVM s':>13}{'svc÷raw':>9}{'fresh÷warm':>12}")
+        request = codec.request_to_pb("ludii", [RewardItem("g", "", codes[0])], {}, 300).SerializeToString()
+        grpc_s, bare_s, rq_s = (grpc_echo_seconds(request), redis_handoff_seconds(redis_url, request),
+                                rq_job_seconds(redis_url))
+        bare, stock = grpc_s + bare_s, grpc_s + rq_s
+        print(f"no work: gRPC echo {grpc_s * 1000:.2f} ms; + bare Redis hand-off {bare_s * 1000:.2f} ms "
+              f"= {bare * 1000:.2f} ms (the floor); + stock RQ no-op job {rq_s * 1000:.2f} ms = {stock * 1000:.2f} ms")
+        figures += [{"name": "Service floor: gRPC echo + bare Redis hand-off", "value": bare * 1000, "unit": "ms",
+                     "note": f"gRPC {grpc_s * 1000:.2f} + Redis {bare_s * 1000:.2f} ms, no work: the least a "
+                             "request through gRPC and a Redis queue costs"},
+                    {"name": "gRPC echo + stock RQ no-op job", "value": stock * 1000, "unit": "ms",
+                     "note": f"gRPC {grpc_s * 1000:.2f} + RQ {rq_s * 1000:.2f} ms, no work: RQ's job protocol as "
+                             "it ships (our worker trims it)"}]
+        print(f"{'game':<14}{'raw s':>8}{'service s':>11}{'fresh JVM s':>13}{'svc÷raw':>9}{'floor':>7}"
+              f"{'stock RQ':>10}{'fresh÷warm':>12}")
         for name in GAMES:
             code = game_named(name)
             item = [RewardItem("g", "", code)]
             raw, service = paired_median_seconds([lambda: raw_evaluate(code),
                                                   lambda: remote.score("ludii", item, deadline_s=300)], runs=11)
             fresh = fresh_jvm_seconds(code)
-            print(f"{name:<14}{raw:8.3f}{service:11.3f}{fresh:13.2f}{service / raw:9.2f}{fresh / service:12.1f}")
+            best_bare, best_stock = (raw + bare) / raw, (raw + stock) / raw
+            print(f"{name:<14}{raw:8.3f}{service:11.3f}{fresh:13.2f}{service / raw:9.2f}{best_bare:7.2f}"
+                  f"{best_stock:10.2f}{fresh / service:12.1f}")
             figures += [{"name": f"Ludii service ÷ raw engine, {name}", "value": service / raw, "unit": "ratio",
                          "target": "<= 1.10", "note": f"raw {raw * 1000:.0f} ms, overhead "
-                                                      f"{(service - raw) * 1000:.1f} ms a request"},
+                                                      f"{(service - raw) * 1000:.1f} ms a request; with no work "
+                                                      f"of their own, gRPC + bare Redis give {best_bare:.2f}, "
+                                                      f"gRPC + stock RQ {best_stock:.2f}"},
                         {"name": f"Ludii fresh JVM ÷ warm, {name}", "value": fresh / service, "unit": "ratio",
                          "target": ">= 10"}]
         batch = [RewardItem(str(k), "", game_named("Reversi")) for k in range(BATCH)]
