@@ -26,7 +26,7 @@ redis:
 	    --port $(REDIS_PORT) --save "" --appendonly no
 
 test: setup redis
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 bench: setup redis
 	$(PY) bench/report.py

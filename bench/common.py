@@ -45,7 +45,19 @@ def machine() -> str:
         cpu = model
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    speed = f"{python_loop_seconds():.2f} s a 10⁷-step Python loop"
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {speed}"
+
+
+def python_loop_seconds() -> float:
+    """A speed gauge: machines of one name ran the same benchmarks 2.4x apart, so each run says how
+    fast its machine was (best of three `sum(range(10**7))`)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(range(10**7))
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def write_results(name: str, figures: list[dict]) -> None:

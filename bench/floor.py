@@ -1,4 +1,4 @@
-"""The floor of a request through the service's two transports, with no work at all, on this machine.
+"""What a request through the service's transports costs with no work at all, on this machine.
 
 - gRPC: a unary echo served by grpc.aio in a thread of this process (where the benchmarks run the
   fronts), called by a blocking client, the payload the size of the real request.
@@ -108,9 +108,9 @@ def rq_job_seconds(redis_url: str, runs: int = 400) -> float:
     redis = Redis.from_url(redis_url)
     worker = subprocess.Popen(
         [sys.executable, "-c", "import sys; from redis import Redis; from rq import Queue, SimpleWorker; "
-         "r = Redis.from_url(sys.argv[1]); "
-         "SimpleWorker([Queue(sys.argv[2], connection=r)], connection=r).work(with_scheduler=False, logging_level='WARNING')",
-         redis_url, QUEUE], cwd=BENCH, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "r = Redis.from_url(sys.argv[1]); SimpleWorker([Queue(sys.argv[2], connection=r)], connection=r)"
+         .work(with_scheduler=False, logging_level='WARNING')", redis_url, QUEUE],
+        cwd=BENCH, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     queue = Queue(QUEUE, connection=redis)
     reply = f"rlpr-bench-floor:{uuid.uuid4().hex}"
 
