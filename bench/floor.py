@@ -109,7 +109,7 @@ def rq_job_seconds(redis_url: str, runs: int = 400) -> float:
     worker = subprocess.Popen(
         [sys.executable, "-c", "import sys; from redis import Redis; from rq import Queue, SimpleWorker; "
          "r = Redis.from_url(sys.argv[1]); SimpleWorker([Queue(sys.argv[2], connection=r)], connection=r)"
-         .work(with_scheduler=False, logging_level='WARNING')", redis_url, QUEUE],
+         ".work(with_scheduler=False, logging_level='WARNING')", redis_url, QUEUE],
         cwd=BENCH, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     queue = Queue(QUEUE, connection=redis)
     reply = f"rlpr-bench-floor:{uuid.uuid4().hex}"
