@@ -1,24 +1,7 @@
 """bench/report.py renders every script's last figures, whichever of them were rerun."""
-import importlib.util
 import json
-import pathlib
 
-REPORT = pathlib.Path(__file__).resolve().parents[1] / "bench" / "report.py"
-
-
-def load_report():
-    import sys
-
-    # report.py imports bench/common.py; bench/ leaves the path at once, or its trainer.py would
-    # shadow the trainer package for every test after this one
-    sys.path.insert(0, str(REPORT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_report", REPORT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPORT.parent))
-    return module
+from tests.bench_scripts import load_bench_module
 
 
 def kept(directory, name, command, date, figures):
@@ -28,7 +11,7 @@ def kept(directory, name, command, date, figures):
 
 
 def test_the_report_keeps_each_scripts_last_figures_in_the_scripts_order(tmp_path):
-    report = load_report()
+    report = load_bench_module("report")
     kept(tmp_path, "load", "load.py", "2026-11-30", [
         {"name": "load: errors", "value": 2, "unit": "count", "target": "== 0"}])
     kept(tmp_path, "service", "service.py --seconds 0.7", "2026-12-01", [
