@@ -14,6 +14,7 @@ from reward_contract.client import GrpcRewardClient
 from reward_service.rewards import get_reward
 from reward_contract.errors import NoWorker
 from reward_contract.types import ItemStatus, RewardItem
+from tests.system import wait_for
 
 
 def arithmetic_items(n, prefix="i"):
@@ -335,4 +336,5 @@ def test_a_started_job_is_recorded_as_rq_records_it(workers, queue_service, redi
     assert worker.get_state() == "busy"
     thread.join()
     assert outcome["results"][0].ok
-    assert Job.fetch(job_id, connection=redis).get_status() == "finished"
+    # the reply goes out before RQ's own end-of-job bookkeeping, which trails it
+    wait_for(lambda: Job.fetch(job_id, connection=redis).get_status() == "finished", 5, "the job to be finished")
