@@ -73,6 +73,8 @@ def grpc_echo_seconds(payload: bytes, runs: int = 400) -> float:
         channel.close()
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(10)
+        if thread.is_alive():
+            raise RuntimeError("the gRPC echo server did not stop within 10 s")
 
 
 def redis_handoff_seconds(redis_url: str, payload: bytes, runs: int = 400) -> float:

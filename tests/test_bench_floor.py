@@ -3,6 +3,8 @@ from tests.bench_scripts import load_bench_module
 
 
 def test_each_transport_is_measured_end_to_end_and_cleaned_up(redis_url):
+    import threading
+
     from redis import Redis
     from rq import Worker
 
@@ -15,4 +17,5 @@ def test_each_transport_is_measured_end_to_end_and_cleaned_up(redis_url):
                floor.rq_job_seconds(redis_url, runs=5)]
     assert all(0 < s < 5 for s in seconds), seconds
     assert redis.keys("rlpr-bench-floor*") == []
+    assert "floor-grpc" not in [t.name for t in threading.enumerate()]  # the echo server's thread ended
     assert [w.name for w in Worker.all(connection=redis)] == []  # the stock worker shut down and said so
