@@ -20,6 +20,8 @@ COMMANDS = {
     "score": ("rlpr.score_cli:ScoreConfig", "rlpr.score_cli:run_score", "score one output"),
     "train": ("trainer.config:TrainConfig", "trainer.cli:run_train", "train a model with PPO, GRPO or RLOO"),
     "sft": ("trainer.config:SFTConfig", "trainer.cli:run_sft", "supervised baseline / pre-training"),
+    "export": ("trainer.export:ExportConfig", "trainer.export:run_export",
+               "write a checkpoint as a standalone model (--merge folds LoRA adapters in)"),
     "ludii-data": ("trainer.tasks.ludii_data:LudiiDataConfig", "trainer.tasks.ludii_data:run_export",
                    "build the Ludii fill-in-the-middle dataset"),
 }

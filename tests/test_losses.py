@@ -123,7 +123,8 @@ def test_batch_entropy_keeps_only_o_vocab_memory_beyond_the_logits():
         value = losses.batch_entropy(logits, mask, chunk=16)
     new_storage = {t.untyped_storage().data_ptr(): t.numel() for t in saved
                    if t.untyped_storage().data_ptr() != logits.untyped_storage().data_ptr()}
-    assert sum(new_storage.values()) <= 2 * V + 2 * B * T  # pbar's log and the row weights/indices
+    # A few V-vectors (pbar, its clamp and log) and the row weights/indices; a [B*T, V] softmax is 64x more.
+    assert sum(new_storage.values()) <= 8 * V + 2 * B * T
     value.backward()
     assert logits.grad.shape == logits.shape and torch.isfinite(logits.grad).all()
 

@@ -187,7 +187,8 @@ def test_updates_that_stay_non_finite_stop_training_with_a_clear_error():
     trainer = make_trainer(max_skipped_updates=3)
     rollout = trainer.rollout(trainer.task.prompts(32, random.Random(6)))
     real = trainer.loss_terms
-    trainer.loss_terms = lambda *args: real(*args) | {"loss/total": torch.tensor(float("nan"))}
+    trainer.loss_terms = lambda *args: (lambda terms: terms | {"loss/total": terms["loss/total"] * float("nan")})(
+        real(*args))
     with pytest.raises(TrainingDiverged, match="3 mini-batch updates in a row"):
         trainer.update(rollout, Scores([0.5] * 32, [True] * 32))
 

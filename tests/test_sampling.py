@@ -33,8 +33,8 @@ def test_ppo_logprobs_are_those_of_the_distribution_generate_sampled_from():
     response = gen.sequences[:, gen.prompt_len:]
     expected = log_probs_of(sampled_from, response)
     with torch.no_grad():
-        logits, _ = trainer.policy(gen.sequences, gen.attention_mask)
-        _, ours = response_logprobs(logits, gen.sequences, gen.prompt_len, distribution, gen.response_mask)
+        logits, _ = trainer.policy(gen.sequences, gen.attention_mask, gen.response_len)
+        _, ours = response_logprobs(logits, gen.response, distribution, gen.response_mask)
     mask = gen.response_mask.bool()
     assert torch.allclose(ours[mask], expected[mask], atol=1e-5)
     # The rules themselves: banned tokens never, stops not before position 3.
@@ -73,7 +73,7 @@ def test_dropout_is_off_in_every_pass():
     trainer.policy.train()
     ids = torch.tensor([[5, 6, 7, 8]])
     mask = torch.ones_like(ids)
-    assert torch.equal(trainer.policy(ids, mask)[0], trainer.policy(ids, mask)[0])
+    assert torch.equal(trainer.policy(ids, mask, 2)[0], trainer.policy(ids, mask, 2)[0])
 
 
 def test_no_learning_term_moves_probability_onto_tokens_the_sampler_never_emits():
@@ -96,7 +96,7 @@ def test_no_learning_term_moves_probability_onto_tokens_the_sampler_never_emits(
         terms["loss/total"].backward()
     finally:
         handle.remove()
-    grad = captured["logits"].grad[:, rollout.gen.prompt_len - 1: -1]
+    grad = captured["logits"].grad[:, :-1]  # the forward keeps only the response states' logits (and one more)
     distribution = trainer.distribution
     assert grad.abs().sum() > 0
     assert grad[..., list(distribution.banned_ids)].abs().max() == 0
@@ -111,8 +111,8 @@ def test_logged_entropies_describe_the_sampling_distribution(states):
     advantages, returns, _ = trainer.advantages(rollout, Scores([0.3] * 16, [True] * 16), mask)
     terms = trainer.loss_terms(rollout, torch.arange(16), advantages, returns, mask)
     with torch.no_grad():
-        logits, _ = trainer.policy(rollout.gen.sequences, rollout.gen.attention_mask)
-        sampler = trainer.distribution.logits(logits[:, rollout.gen.prompt_len - 1: -1])
+        logits, _ = trainer.policy(rollout.gen.sequences, rollout.gen.attention_mask, rollout.gen.response_len)
+        sampler = trainer.distribution.logits(logits)
         probs = torch.softmax(sampler, -1)
         logp = torch.log_softmax(sampler, -1).nan_to_num(neginf=0.0)
         per_state = -(probs * logp).sum(-1)

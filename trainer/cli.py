@@ -10,71 +10,92 @@ from trainer.config import SFTConfig, TrainConfig
 
 
 def run_train(config: TrainConfig) -> int:
+    if config.processes > 1:
+        from trainer.launch import relaunch
+
+        return relaunch(config)
+    from trainer import models
+    from trainer.distributed import DataParallel
     from trainer.runtime import seed_everything
 
-    rng = seed_everything(config.seed)
+    models.check_environment(config)
+    parallel = DataParallel()
+    rng = seed_everything(config.seed, parallel.rank)
     out = pathlib.Path(config.out)
-    write_config(out, config)
+    if parallel.is_main:
+        write_config(out, config)
     if config.algo != "ppo":
         from trainer.trl_algos import run_trl
 
         return run_trl(config, out, rng)
-    return _run_ppo(config, out, rng)
+    return _run_ppo(config, out, rng, parallel)
 
 
-def _run_ppo(config: TrainConfig, out: pathlib.Path, rng) -> int:
+def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
+    """The PPO run: every process trains on its share; the main process alone writes logs,
+    samples, the plot and checkpoints, and every process resumes from the same checkpoint."""
     from trainer import checkpoint
     from trainer.logger import MetricsLogger
     from trainer.ppo import PPOTrainer, TrainingDiverged, train_steps
-    from trainer.scorer import make_scorer
     from trainer.runtime import autocast_dtype, pick_device
+    from trainer.scorer import make_scorer
     from trainer.tasks import load_task
 
     resume = config.resume and checkpoint.checkpoint_dir(out).exists()
     task, tokenizer, lm = load_task(config, str(checkpoint.checkpoint_dir(out)) if resume else "")
-    device = pick_device(config.device)
-    trainer = PPOTrainer(task, tokenizer, lm, config, device, autocast_dtype(device, config.bf16))
+    device = pick_device(config.device, parallel.local_rank)
+    trainer = PPOTrainer(task, tokenizer, lm, config, device, autocast_dtype(device, config.bf16), parallel)
     start = checkpoint.load_state(out, trainer, rng) if resume else 0
     scorer = make_scorer(config, task)
-    logger = MetricsLogger(out, resume=resume)
-    bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True)
-
-    samples = (out / "samples.jsonl").open("a" if resume else "w", encoding="utf-8")
+    main = parallel.is_main
+    logger = MetricsLogger(out, resume=resume) if main else None
+    bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True,
+               disable=not main)
+    samples = (out / "samples.jsonl").open("a" if resume else "w", encoding="utf-8") if main else None
     done = {"step": start - 1}
+
+    def save(step: int) -> None:
+        if main:
+            checkpoint.save(out, trainer, step, rng)
 
     def on_step(step, rollout, metrics):
         done["step"] = step
+        bar.update(1)
+        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
+            save(step)
+        if not main:
+            return
         logger.log(step, metrics)
         _write_samples(samples, step, rollout)
-        bar.update(1)
         # A fully masked batch (reward service down) has no loss terms: show nan, keep going.
         nan = float("nan")
         bar.set_postfix(reward=f"{metrics.get('reward/mean', nan):.3f}", ent=f"{metrics.get('entropy/token', nan):.2f}",
                         bent=f"{metrics.get('entropy/batch', nan):.2f}", failed=int(metrics["reward/failed_items"]),
                         skipped=int(metrics["train/skipped_updates"]))
-        if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
-            checkpoint.save(out, trainer, step, rng)
 
     try:
         train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap, on_step)
     except KeyboardInterrupt:
         if done["step"] >= start:  # keep what was learned; --resume continues from here
-            checkpoint.save(out, trainer, done["step"], rng)
-            print(f"\ninterrupted: saved step {done['step']} to {checkpoint.checkpoint_dir(out)}; "
-                  "continue with --resume")
+            save(done["step"])
+            if main:
+                print(f"\ninterrupted: saved step {done['step']} to {checkpoint.checkpoint_dir(out)}; "
+                      "continue with --resume")
         raise
     except TrainingDiverged as exc:
         # Skipped updates never touched the weights, so the model is that of the last good update.
-        checkpoint.save(out, trainer, done["step"], rng)
+        save(done["step"])
         print(f"\nrlpr train: stopped: {exc}. Saved the last good weights (step {done['step']}) to "
               f"{checkpoint.checkpoint_dir(out)}", file=sys.stderr)
         return 1
     finally:
         bar.close()
-        samples.close()
         scorer.close()
-        png = logger.close(f"PPO {config.task}: ent={config.ent_coef} bent={config.bent_coef} kl={config.kl_coef}")
-    print(f"metrics: {logger.path}\ncurves:  {png}\nmodel:   {checkpoint.checkpoint_dir(out)}")
+        if main:
+            samples.close()
+            png = logger.close(f"PPO {config.task}: ent={config.ent_coef} bent={config.bent_coef} kl={config.kl_coef}")
+    if main:
+        print(f"metrics: {logger.path}\ncurves:  {png}\nmodel:   {checkpoint.checkpoint_dir(out)}")
     return 0
 
 
@@ -102,7 +123,9 @@ def write_config(out: pathlib.Path, config) -> None:
 
 
 def run_sft(config: SFTConfig) -> int:
+    from trainer import models
     from trainer.sft import run_supervised
 
+    models.check_environment(config)
     write_config(pathlib.Path(config.out), config)
     return run_supervised(config)

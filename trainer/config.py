@@ -74,6 +74,21 @@ class TaskOptions:
     """grpc://HOST:PORT of `rlpr serve`; empty scores in this process."""
     reward_token: str = ""
     """Bearer token of the reward service; empty reads $RLPR_AUTH_TOKEN (the value is never printed)."""
+    peft: Literal["none", "lora"] = "none"
+    """`lora`: train LoRA adapters (and PPO's value head) over the frozen model; checkpoints hold only them."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapters' input. RL needs 0: dropout makes the learner's distribution differ from the sampler's."""
+    lora_target_modules: str = ""
+    """Comma-separated module names to adapt, e.g. q_proj,v_proj; empty: peft's default for the architecture."""
+    load_in: Literal["none", "4bit", "8bit"] = "none"
+    """Load --model quantized with bitsandbytes (QLoRA: frozen k-bit base, adapters in higher precision).
+    Needs --peft lora, a CUDA GPU and the `gpu` extra."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (non-reentrant): less memory, about a third more compute."""
 
     def _check_task(self) -> None:
         parts = self.arithmetic_model_size.split("x")
@@ -90,6 +105,9 @@ class TaskOptions:
         if not 0 <= self.ludii_min_masked < 1:
             raise ConfigError("--ludii-min-masked must be in [0, 1)")
         _positive(self, "arithmetic_max_new_tokens")
+        from trainer import models
+
+        models.check(self)
         if self.reward_url:
             from reward_contract.settings import grpc_target
 
@@ -153,6 +171,12 @@ class TrainConfig(TaskOptions):
     """Nucleus sampling threshold (1: off, as in the paper)."""
     num_generations: int = 8
     """GRPO/RLOO: completions per prompt."""
+    vllm: Literal["off", "colocate", "server"] = "off"
+    """GRPO/RLOO: generate with vLLM (TRL's `use_vllm`), in this process (`colocate`) or from a `trl vllm-serve`
+    server (`server`). Needs a CUDA GPU and the `vllm` extra."""
+    processes: int = 1
+    """Data-parallel processes on this machine: `rlpr train --processes 2` relaunches itself under
+    `accelerate launch`. Under `accelerate launch` itself leave it at 1."""
     reward_deadline_s: float = 0.0
     """Deadline per reward batch; items not scored in time are masked out. 0: the task's (ludii 1800 s, else 300 s)."""
     reward: str = ""
@@ -213,7 +237,21 @@ class TrainConfig(TaskOptions):
             raise ConfigError(f"--reward-deadline-s must be >= 0 (0: the task's default), got {self.reward_deadline_s}")
         if self.timeout_reward is not None and not math.isfinite(self.timeout_reward):
             raise ConfigError(f"--timeout-reward must be a finite number, got {self.timeout_reward}")
+        if self.peft == "lora" and self.lora_dropout > 0:
+            raise ConfigError("--lora-dropout must be 0 for RL training: dropout makes the distribution the learner "
+                              "reads differ from the one the sampler drew from (use it with `rlpr sft`)")
+        self._check_scale()
         self.reward_options  # noqa: B018 - validate the pairs now, not at the first batch
+
+    def _check_scale(self) -> None:
+        if self.processes < 1:
+            raise ConfigError(f"--processes must be >= 1, got {self.processes}")
+        if self.batch_size % self.processes or self.mini_batch_size % self.processes:
+            raise ConfigError(f"--processes {self.processes} must divide --batch-size {self.batch_size} and "
+                              f"--mini-batch-size {self.mini_batch_size}: each process takes an equal share")
+        if self.vllm != "off" and self.algo == "ppo":
+            raise ConfigError("--vllm works with --algo grpo or rloo (TRL's vLLM generation); PPO generates with "
+                              "transformers")
 
 
 @dataclass

@@ -10,7 +10,11 @@ from trainer.sampling import SamplingDistribution, log_probs_of
 
 
 class PolicyWithValue(nn.Module):
-    """A causal LM plus a scalar value head on its last hidden state (shared backbone, RLHF style)."""
+    """A causal LM plus a scalar value head on its last hidden state (shared backbone, RLHF style).
+
+    The forward pass returns logits and values only for the response: the prompt's logits are
+    never needed, and over a V-token vocabulary they cost the most memory and time of the head.
+    """
 
     def __init__(self, lm: nn.Module):
         super().__init__()
@@ -19,11 +23,20 @@ class PolicyWithValue(nn.Module):
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
-                      output_hidden_states=True)
-        values = self.value_head(out.hidden_states[-1]).squeeze(-1)
-        return out.logits, values.float()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> logits [B,R,V] and values [B,R] of the R states that emit the response's R tokens."""
+        out = response_forward(self.lm, input_ids, attention_mask, response_len, output_hidden_states=True)
+        hidden = out.hidden_states[-1][:, -response_len - 1 : -1]
+        values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+        return out.logits[:, :-1], values.float()
+
+
+def response_forward(lm, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int, **kwargs):
+    """The LM's forward pass with logits kept for the last response_len + 1 positions only
+    (`logits_to_keep`); position ids ignore left padding, as `generate` does."""
+    return lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+              logits_to_keep=response_len + 1, **kwargs)
 
 
 def disable_dropout(model: nn.Module) -> None:
@@ -39,15 +52,15 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def response_logprobs(logits: torch.Tensor, tokens: torch.Tensor, prompt_len: int,
-                      distribution: SamplingDistribution, response_mask: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full-sequence logits -> (the sampler's response logits [B,R,V], log-probs of the taken tokens [B,R]).
+def response_logprobs(logits: torch.Tensor, response: torch.Tensor, distribution: SamplingDistribution,
+                      response_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw logits of the response states [B,R,V] -> (the sampler's logits [B,R,V], log-probs of the
+    taken tokens [B,R]).
 
     Log-probs are 0 where `response_mask` is 0: the padding after a stop token is a banned token,
     whose log-prob is -inf, and -inf - -inf would turn every masked mean (and its gradient) into NaN."""
-    response_logits = distribution.logits(logits[:, prompt_len - 1 : -1])
-    logprobs = log_probs_of(response_logits, tokens[:, prompt_len:])
+    response_logits = distribution.logits(logits)
+    logprobs = log_probs_of(response_logits, response)
     return response_logits, torch.where(response_mask.bool(), logprobs, torch.zeros_like(logprobs))
 
 
@@ -59,6 +72,14 @@ class Generation:
     is_stop: torch.Tensor  # [B, R]: the response token is a stop token
     prompt_len: int
     scores: tuple[torch.Tensor, ...] | None = None  # per step [B, V]: the logits generate sampled from
+
+    @property
+    def response(self) -> torch.Tensor:
+        return self.sequences[:, self.prompt_len:]
+
+    @property
+    def response_len(self) -> int:
+        return self.sequences.shape[1] - self.prompt_len
 
 
 def sampling_distribution(tokenizer, stop_ids: list[int], min_new_tokens: int, temperature: float,

@@ -15,18 +15,17 @@ or gradient is not finite is skipped and counted; too many in a row stop trainin
 """
 from __future__ import annotations
 
-import copy
-import math
 import random
 from dataclasses import dataclass
 
 import torch
 
-from trainer import losses
+from trainer import losses, models
 from trainer.config import TrainConfig
+from trainer.distributed import DataParallel
 from trainer.kl import make_kl
 from trainer.policy import (Generation, PolicyWithValue, decode_completions, disable_dropout, generate,
-                            response_logprobs, sampling_distribution)
+                            response_forward, response_logprobs, sampling_distribution)
 from trainer.scorer import RewardScorer, Scores
 from trainer.tasks.base import Prompt, Task
 
@@ -47,20 +46,26 @@ class Rollout:
 
 
 class PPOTrainer:
-    def __init__(self, task: Task, tokenizer, lm, hyper: TrainConfig, device: torch.device, autocast_dtype=None):
+    """PPO on this process's share of each batch; `parallel` makes the update that of the whole batch."""
+
+    def __init__(self, task: Task, tokenizer, lm, hyper: TrainConfig, device: torch.device, autocast_dtype=None,
+                 parallel: DataParallel | None = None):
         self.task = task
         self.tokenizer = tokenizer
         self.hyper = hyper
         self.device = device
         self.autocast_dtype = autocast_dtype
+        self.parallel = parallel or DataParallel()
         disable_dropout(lm)
-        self.policy = PolicyWithValue(lm).to(device).eval()
+        self.policy = models.place(PolicyWithValue(lm), device)
+        self.params = models.trainable_parameters(self.policy)
+        self.parallel.broadcast_parameters(self.params)
         self.kl = make_kl(hyper.kl_coef, hyper.kl_target, hyper.kl_horizon)
-        # The frozen initial policy is only needed (and only kept in memory) when KL can be non-zero.
+        # The frozen initial policy is only needed when KL can be non-zero (with LoRA: adapters off).
         self.reference = None
         if hyper.kl_coef == "adaptive" or float(hyper.kl_coef) > 0:
-            self.reference = copy.deepcopy(lm).to(device).eval().requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=hyper.lr, eps=1e-5)
+            self.reference = models.reference_policy(self.policy.lm)
+        self.optimizer = models.make_optimizer(self.params, hyper.lr)
         self.distribution = sampling_distribution(tokenizer, task.stop_token_ids(tokenizer), task.min_new_tokens,
                                                   hyper.temperature, hyper.top_k, hyper.top_p)
         self.version = 0  # completed updates
@@ -73,19 +78,18 @@ class PPOTrainer:
     # -- 1 and 2: rollout -------------------------------------------------------------------------
     @torch.no_grad()
     def rollout(self, prompts: list[Prompt]) -> Rollout:
+        self.policy.eval()  # generate's cache is off in training mode under gradient checkpointing
         with self._autocast():
             gen = generate(self.policy.lm, self.tokenizer, [p.text for p in prompts], self.distribution,
                            self.task.max_new_tokens, self.device)
-            logits, values = self.policy(gen.sequences, gen.attention_mask)
-            _, old_logprobs = response_logprobs(logits, gen.sequences, gen.prompt_len, self.distribution,
-                                                gen.response_mask)
+            logits, old_values = self.policy(gen.sequences, gen.attention_mask, gen.response_len)
+            _, old_logprobs = response_logprobs(logits, gen.response, self.distribution, gen.response_mask)
             ref_logprobs = None
             if self.reference is not None:
-                ref_logits = self.reference(input_ids=gen.sequences, attention_mask=gen.attention_mask).logits
-                _, ref_logprobs = response_logprobs(ref_logits, gen.sequences, gen.prompt_len, self.distribution,
-                                                    gen.response_mask)
+                ref_logits = response_forward(self.reference, gen.sequences, gen.attention_mask,
+                                              gen.response_len).logits[:, :-1]
+                _, ref_logprobs = response_logprobs(ref_logits, gen.response, self.distribution, gen.response_mask)
         completions = decode_completions(self.tokenizer, gen, self.task.clean)
-        old_values = values[:, gen.prompt_len - 1 : -1]
         return Rollout(prompts, completions, gen, old_logprobs, old_values, ref_logprobs, self.version)
 
     # -- 4: advantages ----------------------------------------------------------------------------
@@ -101,8 +105,10 @@ class PPOTrainer:
         token_rewards += last.float() * score[:, None]
         advantages, returns = losses.gae(token_rewards, rollout.old_values, mask, self.hyper.gamma, self.hyper.lam)
         if self.hyper.whiten_advantages:
-            advantages = losses.masked_whiten(advantages, mask)
-        mean_kl = (kl.sum(-1) * mask.any(-1)).sum() / mask.any(-1).sum().clamp(min=1)
+            advantages = losses.masked_whiten(advantages, mask, sum_across=self.parallel.sum)
+        scored = mask.any(-1)
+        kl_sums = self.parallel.sum(torch.stack([(kl.sum(-1) * scored).sum(), scored.sum().float()]))
+        mean_kl = kl_sums[0] / kl_sums[1].clamp(min=1)
         return advantages.detach(), returns.detach(), mean_kl.item()
 
     # -- 5: the update ----------------------------------------------------------------------------
@@ -111,51 +117,77 @@ class PPOTrainer:
             return losses.answer_state_mask(mask, rollout.gen.is_stop[index])
         return mask
 
-    def loss_terms(self, rollout: Rollout, index: torch.Tensor, advantages, returns, mask) -> dict[str, torch.Tensor]:
-        """All loss terms of one mini-batch; each is a scalar tensor, `total` is what is minimised."""
+    def loss_terms(self, rollout: Rollout, index: torch.Tensor, advantages, returns, mask,
+                   tokens: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """All loss terms of one mini-batch; each is a scalar tensor, `loss/total` is what is minimised.
+
+        `tokens` is the mini-batch's number of scored tokens over every process (the divisor of each
+        mean); by default this process's. Terms marked in GLOBAL_TERMS are already whole-batch values;
+        the others are this process's share, summed across processes for logging."""
         h = self.hyper
         gen = rollout.gen
+        self.policy.train()  # dropout is 0; training mode only lets gradient checkpointing act
         with self._autocast():
-            logits, values = self.policy(gen.sequences[index], gen.attention_mask[index])
-        response_logits, logprobs = response_logprobs(logits, gen.sequences[index], gen.prompt_len, self.distribution,
+            logits, values = self.policy(gen.sequences[index], gen.attention_mask[index], gen.response_len)
+        response_logits, logprobs = response_logprobs(logits, gen.response[index], self.distribution,
                                                       gen.response_mask[index])
-        values = values[:, gen.prompt_len - 1 : -1]
         m = mask[index]
+        tokens = m.sum() if tokens is None else tokens
         old_logprobs = rollout.old_logprobs[index]
         policy, clip_fraction = losses.clipped_policy_loss(logprobs, old_logprobs, advantages[index], m, h.clip,
-                                                           h.dual_clip)
-        value = losses.clipped_value_loss(values, rollout.old_values[index], returns[index], m, h.vf_clip)
-        token_entropy = losses.token_entropy(response_logits, m)
+                                                           h.dual_clip, tokens)
+        value = losses.clipped_value_loss(values, rollout.old_values[index], returns[index], m, h.vf_clip, tokens)
+        token_entropy = losses.token_entropy(response_logits, m, tokens)
         bent_mask = self.batch_entropy_mask(rollout, index, m)
+        across = self.parallel.sum_differentiable
         terms = {"policy": policy, "value": h.vf_coef * value, "entropy": -h.ent_coef * token_entropy}
-        batch_entropy = None
         if h.bent_coef > 0:
-            batch_entropy = losses.batch_entropy(response_logits, bent_mask)
+            batch_entropy = losses.batch_entropy(response_logits, bent_mask, sum_across=across)
             terms["batch_entropy"] = -h.bent_coef * batch_entropy
         terms["total"] = sum(terms.values())
         with torch.no_grad():
-            if batch_entropy is None:
-                batch_entropy = losses.batch_entropy(response_logits.detach(), bent_mask)
+            if h.bent_coef == 0:
+                batch_entropy = losses.batch_entropy(response_logits.detach(), bent_mask, sum_across=across)
             log_ratio = losses.log_ratio(logprobs, old_logprobs)
             stats = {"entropy/token": token_entropy.detach(), "entropy/batch": batch_entropy.detach(),
                      "policy/clip_fraction": clip_fraction,
-                     "policy/approx_kl": losses.masked_mean(0.5 * log_ratio ** 2, m),
+                     "policy/approx_kl": losses.masked_mean(0.5 * log_ratio ** 2, m, tokens),
                      "policy/ratio_max": (log_ratio.exp() * m).max()}
         return {f"loss/{k}": v for k, v in terms.items()} | stats
 
-    def _step(self, terms: dict[str, torch.Tensor]) -> float | None:
-        """One optimizer step on the mini-batch's total loss; None (and no step) if it is not finite."""
+    def _step(self, terms: dict[str, torch.Tensor]) -> dict[str, float] | None:
+        """One optimizer step on the mini-batch's total loss, with one host sync: the logged values
+        (whole-batch) or None, and no step, when the loss or the gradient is not finite."""
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(terms["loss/total"]):
-            return None
         terms["loss/total"].backward()
-        clip = self.hyper.max_grad_norm or math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
-        if not torch.isfinite(grad_norm):
+        self.parallel.sum_gradients(self.params)
+        grads = [p.grad for p in self.params if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros((), device=self.device)
+        if self.hyper.max_grad_norm > 0:
+            torch.nn.utils.clip_grads_with_norm_(self.params, self.hyper.max_grad_norm, grad_norm, foreach=True)
+        shared = [k for k in terms if k not in GLOBAL_TERMS]
+        summed = self.parallel.sum(torch.stack([terms[k].detach().float() for k in shared]))
+        whole = torch.stack([terms[k].detach().float() for k in GLOBAL_TERMS if k in terms])
+        ratio_max = self.parallel.maximum(terms["policy/ratio_max"].detach().float())
+        values = torch.cat([summed, whole, ratio_max[None], grad_norm[None].float()]).tolist()  # the one sync
+        logged = dict(zip(shared + [k for k in GLOBAL_TERMS if k in terms] + ["policy/ratio_max", "policy/grad_norm"],
+                          values))
+        if not all(map(_finite, (logged["loss/total"], logged["policy/grad_norm"]))):
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        return grad_norm.item()
+        # Summed across processes the total counts the (whole-batch) batch entropy once per process.
+        logged["loss/total"] = sum(v for k, v in logged.items() if k.startswith("loss/") and k != "loss/total")
+        return logged
+
+    def minibatches(self, mask: torch.Tensor) -> list[tuple[torch.Tensor, float]]:
+        """Every epoch's mini-batches of this process's rows, each with its number of scored tokens over
+        all processes; those with none anywhere are left out. One host sync for the whole update."""
+        local = self.hyper.mini_batch_size // self.parallel.world
+        batches = [index for _ in range(self.hyper.ppo_epochs)
+                   for index in torch.randperm(mask.shape[0], device=self.device).split(local)]
+        tokens = self.parallel.sum(torch.stack([mask[index].sum() for index in batches]).float()).tolist()
+        return [(index, count) for index, count in zip(batches, tokens) if count > 0]
 
     def update(self, rollout: Rollout, scores: Scores) -> dict[str, float]:
         h = self.hyper
@@ -164,37 +196,49 @@ class PPOTrainer:
         advantages, returns, mean_kl = self.advantages(rollout, scores, mask)
         sums: dict[str, float] = {}
         count = skipped = 0
-        for _ in range(h.ppo_epochs):
-            for index in torch.randperm(mask.shape[0], device=self.device).split(h.mini_batch_size):
-                if mask[index].sum() == 0:
-                    continue  # every item of this mini-batch failed to score
-                terms = self.loss_terms(rollout, index, advantages, returns, mask)
-                grad_norm = self._step(terms)
-                if grad_norm is None:
-                    skipped += 1
-                    self.skipped_in_a_row += 1
-                    if self.skipped_in_a_row >= h.max_skipped_updates:
-                        raise TrainingDiverged(f"{self.skipped_in_a_row} mini-batch updates in a row had a non-finite "
-                                               "loss or gradient; lower --lr or the entropy coefficients")
-                    continue
-                self.skipped_in_a_row = 0
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach().item()
-                sums["policy/grad_norm"] = sums.get("policy/grad_norm", 0.0) + grad_norm
-                count += 1
+        for index, tokens in self.minibatches(mask):
+            terms = self.loss_terms(rollout, index, advantages, returns, mask,
+                                    torch.tensor(tokens, device=self.device))
+            logged = self._step(terms)
+            if logged is None:
+                skipped += 1
+                self.skipped_in_a_row += 1
+                if self.skipped_in_a_row >= h.max_skipped_updates:
+                    raise TrainingDiverged(f"{self.skipped_in_a_row} mini-batch updates in a row had a non-finite "
+                                           "loss or gradient; lower --lr or the entropy coefficients")
+                continue
+            self.skipped_in_a_row = 0
+            for key, value in logged.items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += 1
         self.version += 1
         self.kl.update(mean_kl, h.batch_size)
         metrics = {k: v / count for k, v in sums.items()} if count else {}
-        ok = [r for r, v in zip(scores.rewards, scores.valid) if v]
-        metrics.update({"reward/mean": sum(ok) / len(ok) if ok else float("nan"),
-                        "reward/failed_items": float(scores.failed), "reward/unavailable": float(scores.unavailable),
-                        "reward/time_limit_items": float(scores.time_limited),
-                        "train/skipped_updates": float(skipped),
-                        "train/staleness": float(self.version - 1 - rollout.policy_version),
-                        "kl/mean": mean_kl, "kl/coef": self.kl.value, **diversity(rollout.completions),
-                        **{f"reward_components/{k}": v for k, v in scores.components.items()},
-                        "response/length": rollout.gen.response_mask.sum(-1).float().mean().item()})
-        return metrics
+        return metrics | self.batch_metrics(rollout, scores, skipped, mean_kl)
+
+    def batch_metrics(self, rollout: Rollout, scores: Scores, skipped: int, mean_kl: float) -> dict[str, float]:
+        """Rewards, failures and diversity of the whole batch (every process's share)."""
+        rewards = self.parallel.gather([r for r, v in zip(scores.rewards, scores.valid) if v])
+        completions = self.parallel.gather(rollout.completions)
+        counts = self.parallel.sum(torch.tensor([scores.failed, scores.unavailable, scores.time_limited,
+                                                 rollout.gen.response_mask.sum().item()], dtype=torch.float64))
+        failed, unavailable, time_limited, response_tokens = counts.tolist()
+        return {"reward/mean": sum(rewards) / len(rewards) if rewards else float("nan"),
+                "reward/failed_items": failed, "reward/unavailable": float(unavailable > 0),
+                "reward/time_limit_items": time_limited, "train/skipped_updates": float(skipped),
+                "train/staleness": float(self.version - 1 - rollout.policy_version),
+                "kl/mean": mean_kl, "kl/coef": self.kl.value, **diversity(completions),
+                **{f"reward_components/{k}": v for k, v in scores.components.items()},
+                "response/length": response_tokens / len(completions)}
+
+
+# Terms whose value is already that of the whole batch on every process (batch entropy's pbar is
+# summed across processes inside the term); the others are each process's share of a global mean.
+GLOBAL_TERMS = ("loss/batch_entropy", "entropy/batch")
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
 
 
 def diversity(completions: list[str]) -> dict[str, float]:
@@ -213,7 +257,9 @@ def train_steps(trainer: PPOTrainer, scorer: RewardScorer, rng: random.Random, s
     the ratio exact)."""
     pending = None
     for step in steps:
-        prompts = trainer.task.prompts(trainer.hyper.batch_size, rng)
+        # Every process draws the whole batch's prompts from the same stream and keeps its share, so
+        # the prompts do not depend on the number of processes.
+        prompts = trainer.parallel.shard(trainer.task.prompts(trainer.hyper.batch_size, rng))
         rollout = trainer.rollout(prompts)
         future = scorer.submit(rollout.prompts, rollout.completions)
         if not overlap:

@@ -6,9 +6,10 @@ import random
 import torch
 
 
-def pick_device(spec: str) -> torch.device:
+def pick_device(spec: str, local_rank: int = 0) -> torch.device:
+    """The device a --device spec names; `auto` is this process's GPU (one per process) when there is one."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
         from reward_contract.errors import ConfigError
@@ -24,7 +25,9 @@ def autocast_dtype(device: torch.device, bf16: bool):
     return None
 
 
-def seed_everything(seed: int) -> random.Random:
+def seed_everything(seed: int, rank: int = 0) -> random.Random:
+    """Seed python and torch. Under data parallelism each process samples its own completions
+    (torch seeded with seed + rank), while the returned stream of prompts is the same everywhere."""
     random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + rank)
     return random.Random(seed)

@@ -22,6 +22,7 @@ import torch
 from reward_contract.errors import ConfigError
 from reward_contract.integrations.trl import RlprReward
 from trainer import losses
+from trainer.distributed import DataParallel
 from trainer.policy import position_ids
 from trainer.ppo import diversity
 from trainer.sampling import log_probs_of
@@ -48,6 +49,7 @@ class BatchEntropyMixin:
         super().__init__(*args, **kwargs)
         self._terms = None
         self._ours: dict[str, list[float]] = defaultdict(list)
+        self._parallel = DataParallel()
 
     def _needs_distribution(self) -> bool:
         return self.bent_coef > 0 or self.extra_ent_coef > 0
@@ -66,7 +68,12 @@ class BatchEntropyMixin:
         if self.bent_states == "last":
             is_stop = torch.isin(tokens, torch.tensor(self.stop_ids, device=tokens.device))
             state_mask = losses.answer_state_mask(mask, is_stop)
-        self._terms = {"batch": losses.batch_entropy(logits, state_mask), "token": losses.token_entropy(logits, mask)}
+        # pbar is the mean over the states of every process. DDP averages gradients over processes,
+        # and each process's copy of the (global) term only reaches its own states: scaling by the
+        # world size makes the averaged gradient the single-process one.
+        world = self.accelerator.num_processes
+        batch = losses.batch_entropy(logits, state_mask, sum_across=self._parallel.sum_differentiable)
+        self._terms = {"batch": batch * world, "token": losses.token_entropy(logits, mask)}
         return log_probs_of(logits, tokens), losses.entropy_from_logits(logits), None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -77,8 +84,9 @@ class BatchEntropyMixin:
         # TRL divides its training loss by the accumulation steps; our terms follow it.
         scale = self.current_gradient_accumulation_steps if model.training else 1.0
         batch, token = self._terms["batch"], self._terms["token"]
-        self._ours["entropy/batch"].append(batch.item())
-        self._ours["loss/batch_entropy"].append(-self.bent_coef * batch.item())
+        value = batch.item() / self.accelerator.num_processes
+        self._ours["entropy/batch"].append(value)
+        self._ours["loss/batch_entropy"].append(-self.bent_coef * value)
         return loss - (self.bent_coef * batch + self.extra_ent_coef * token) / scale
 
     def log(self, logs, start_time=None):
@@ -115,20 +123,27 @@ def build_trainer(config, out: pathlib.Path, rng):
     if config.top_k or config.top_p < 1.0:
         raise ConfigError("--top-k/--top-p work with --algo ppo only: TRL computes log-probs from the "
                           "temperature-scaled distribution, so GRPO/RLOO would learn from one they do not sample")
-    task, tokenizer, lm = load_task(config)
-    device = pick_device(config.device)
+    from trainer import models
+
+    parallel = DataParallel()
+    # TRL wraps LoRA itself (peft_config) and uses the adapter-disabled model as its KL reference.
+    task, tokenizer, lm = load_task(config, wrap_lora=False)
+    device = pick_device(config.device, parallel.local_rank)
     stop_ids = task.stop_token_ids(tokenizer)
     # TRL builds the completion mask from the model's generation config: no token after a stop is trained.
     lm.generation_config.eos_token_id = stop_ids
     lm.generation_config.pad_token_id = tokenizer.pad_token_id
     common = dict(
         output_dir=str(out), max_steps=config.steps, learning_rate=config.lr, seed=config.seed,
-        per_device_train_batch_size=config.batch_size, num_generations=config.num_generations,
+        per_device_train_batch_size=config.batch_size // parallel.world, num_generations=config.num_generations,
         max_completion_length=task.max_new_tokens, temperature=config.temperature, top_k=0, top_p=1.0,
         beta=0.0 if config.kl_coef in ("0", "adaptive") else float(config.kl_coef), logging_steps=1,
         save_steps=config.save_every, report_to=["tensorboard"], use_cpu=device.type == "cpu",
         bf16=autocast_dtype(device, config.bf16) is not None, max_grad_norm=config.max_grad_norm or None,
         lr_scheduler_type="constant", disable_dropout=True,
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        use_vllm=config.vllm != "off", **({"vllm_mode": config.vllm} if config.vllm != "off" else {}),
     )
     if config.algo == "grpo":
         args, base = GRPOConfig(**common, entropy_coef=config.ent_coef), GRPOTrainer
@@ -141,7 +156,7 @@ def build_trainer(config, out: pathlib.Path, rng):
                            options | config.reward_options, config.reward_deadline_s or task.reward_deadline_s,
                            [c for c in dataset.column_names if c != "prompt"], task.clean, config.timeout_reward)
     trainer = trainer_class(model=lm, reward_funcs=[reward], args=args, train_dataset=dataset,
-                            processing_class=tokenizer)
+                            processing_class=tokenizer, peft_config=models.lora_config(config))
     trainer.bent_coef, trainer.bent_states, trainer.stop_ids = config.bent_coef, config.bent_states, tuple(stop_ids)
     trainer.extra_ent_coef = config.ent_coef if config.algo == "rloo" else 0.0
     return trainer, reward
@@ -153,8 +168,9 @@ def run_trl(config, out: pathlib.Path, rng) -> int:
         trainer.train(resume_from_checkpoint=config.resume or None)
     finally:
         reward.close()
-    _export_log(trainer, out, config)
-    trainer.save_model(str(out / "checkpoint"))
+    trainer.save_model(str(out / "checkpoint"))  # every process takes part; the main one writes
+    if trainer.accelerator.is_main_process:
+        _export_log(trainer, out, config)
     return 0
 
 

@@ -22,18 +22,22 @@ def make_task(config):
     raise ValueError(f"unknown task {config.task!r}")
 
 
-def load_task(config, model: str = ""):
-    """(task, tokenizer, causal LM) for a config; `model` overrides the config's (a checkpoint, say).
+def load_task(config, checkpoint: str = "", wrap_lora: bool = True):
+    """(task, tokenizer, causal LM) for a config, prepared by trainer.models (LoRA, k-bit, checkpointing).
 
-    A missing data file or an unloadable model is a configuration error with the path in it,
-    not a traceback.
+    `checkpoint` resumes from a saved run: a whole model replaces the config's, and a checkpoint
+    of LoRA adapters is put back on the config's base model. A missing data file or an
+    unloadable model is a configuration error with the path in it, not a traceback.
     """
+    from trainer import models
+
+    adapters = checkpoint if checkpoint and models.holds_adapters(checkpoint) else ""
     try:
         task = make_task(config)
-        if model:
-            task.model = model
-        tokenizer, lm = task.load()
+        if checkpoint and not adapters:
+            task.model = checkpoint
+        tokenizer, lm = task.load(**models.pretrained_kwargs(config))
     except (OSError, ValueError) as exc:  # FileNotFoundError is an OSError; transformers raises OSError too
-        what = model or getattr(config, "model", "") or config.task
+        what = checkpoint or getattr(config, "model", "") or config.task
         raise ConfigError(f"cannot set up task {config.task!r} (model/data {what!r}): {exc}") from exc
-    return task, tokenizer, lm
+    return task, tokenizer, models.prepare(lm, config, adapters, wrap_lora)

@@ -25,12 +25,12 @@ class ArithmeticTask:
         # Y_i has at most 4 terms: 7 tokens, plus the closing '='. The authors generated one token.
         self.max_new_tokens = max_new_tokens
 
-    def load(self):
+    def load(self, **pretrained_kwargs):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if self.model:
             tokenizer = AutoTokenizer.from_pretrained(self.model, padding_side="left")
-            return tokenizer, AutoModelForCausalLM.from_pretrained(self.model)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(self.model, **pretrained_kwargs)
         tokenizer = arithmetic.build_tokenizer()
         return tokenizer, arithmetic.build_model(tokenizer, self.n_layer, self.n_embd, self.n_head, self.seed)
 

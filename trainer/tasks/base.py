@@ -20,8 +20,9 @@ class Task(Protocol):
     min_new_tokens: int
     reward_deadline_s: float  # default deadline of one reward batch
 
-    def load(self) -> tuple:
-        """(tokenizer, causal LM). Tokenizers pad on the left, for generation."""
+    def load(self, **pretrained_kwargs) -> tuple:
+        """(tokenizer, causal LM). Tokenizers pad on the left, for generation. `pretrained_kwargs` go to
+        `from_pretrained` (quantization); a model built from scratch takes none."""
 
     def prompts(self, n: int, rng: random.Random) -> list[Prompt]:
         """n prompts with their reward references."""

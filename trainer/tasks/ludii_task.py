@@ -30,7 +30,7 @@ class LudiiTask:
         if not self._samples:
             raise ValueError(f"no FIM samples from {games}: lower --ludii-min-masked")
 
-    def load(self):
+    def load(self, **pretrained_kwargs):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if not self.model:
@@ -39,7 +39,7 @@ class LudiiTask:
             tokenizer = AutoTokenizer.from_pretrained(self.model, padding_side="left")
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            model = AutoModelForCausalLM.from_pretrained(self.model)
+            model = AutoModelForCausalLM.from_pretrained(self.model, **pretrained_kwargs)
         if self.ludeme_tokens:
             from trainer.tasks.ludii_data import add_ludeme_tokens
 

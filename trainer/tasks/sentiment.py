@@ -40,14 +40,14 @@ class SentimentTask:
         self.seed = seed
         self._prefixes = load_prefixes(prompts)
 
-    def load(self):
+    def load(self, **pretrained_kwargs):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if self.model:
             tokenizer = AutoTokenizer.from_pretrained(self.model, padding_side="left")
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            return tokenizer, AutoModelForCausalLM.from_pretrained(self.model)
+            return tokenizer, AutoModelForCausalLM.from_pretrained(self.model, **pretrained_kwargs)
         return self._tiny_model()
 
     def _tiny_model(self):
