@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 REDIS_PORT ?= 6379
 
-.PHONY: setup demo test redis bench proto
+.PHONY: setup demo test redis bench proto trl-baseline
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,15 @@ test: setup redis
 
 bench: setup redis
 	$(PY) bench/report.py
+
+# TRL 0.9.6 (the last with the classic PPOTrainer.step) in its own venv, for bench/trainer.py --vs-trl.
+trl-baseline: .venv-trl096/.installed
+
+.venv-trl096/.installed:
+	python3 -m venv .venv-trl096
+	.venv-trl096/bin/pip install -q torch==2.13.0
+	.venv-trl096/bin/pip install -q trl==0.9.6 transformers==4.44.2 accelerate==0.33.0 "numpy<2" "pyarrow<17" "datasets<3" rich
+	touch $@
 
 proto: setup
 	$(PY) proto/generate.py

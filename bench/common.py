@@ -38,6 +38,19 @@ def summary(latencies, items_per_call):
     }
 
 
+def word_tokenizer(vocab_size: int):
+    """A word-level tokenizer of `vocab_size` tokens (<pad>, <unk>, <eos>, w3, w4, ...) for models built
+    from a config: a model hub's tokenizer at any vocabulary size, with nothing to download."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "<eos>", *(f"w{i}" for i in range(3, vocab_size))])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>",
+                                   padding_side="left")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -28,6 +28,8 @@ BENCHES = [
     ("ludii_corpus.py", ["--reuse"]),  # tens of minutes a phase: saved phases are reused
     ("starvation.py", []),
     ("load.py", []),
+    ("memory.py", []),
+    ("gpu_check.py", []),  # needs a CUDA GPU: run it on one; its figures are kept until the next run
 ]
 _OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 FIGURES = pathlib.Path(REPO) / "docs" / "data" / "bench"

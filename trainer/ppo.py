@@ -82,6 +82,13 @@ class PPOTrainer:
         with self._autocast():
             gen = generate(self.policy.lm, self.tokenizer, [p.text for p in prompts], self.distribution,
                            self.task.max_new_tokens, self.device)
+        return self.behaviour(prompts, gen)
+
+    @torch.no_grad()
+    def behaviour(self, prompts: list[Prompt], gen: Generation) -> Rollout:
+        """The behaviour policy's log-probs and values of a generated batch (and the reference's)."""
+        self.policy.eval()
+        with self._autocast():
             logits, old_values = self.policy(gen.sequences, gen.attention_mask, gen.response_len)
             _, old_logprobs = response_logprobs(logits, gen.response, self.distribution, gen.response_mask)
             ref_logprobs = None
