@@ -28,7 +28,7 @@ redis:
 test: setup redis
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
-bench: setup redis
+bench: setup redis trl-baseline
 	$(PY) bench/report.py
 
 # TRL 0.9.6 (the last with the classic PPOTrainer.step) in its own venv, for bench/trainer.py --vs-trl.

@@ -24,6 +24,7 @@ BENCHES = [
     ("service.py", []),
     ("trainer.py", ["--task", "arithmetic"]),
     ("trainer.py", ["--task", "sentiment"]),
+    ("trainer.py", ["--vs-trl"]),  # needs `make trl-baseline` (make bench does it)
     ("ludii.py", []),
     ("ludii_corpus.py", ["--reuse"]),  # tens of minutes a phase: saved phases are reused
     ("starvation.py", []),
@@ -67,10 +68,19 @@ def main() -> None:
     for script, extra in BENCHES:
         if only and script not in only:
             continue
+        if script == "gpu_check.py" and not _has_cuda():
+            print("== gpu_check.py: skipped, it needs a CUDA GPU; its last figures are kept", flush=True)
+            continue
         if args.quick and script == "service.py":
             extra = extra + ["--seconds", "0.7"]
         run_and_keep(script, extra, env)
     write_report(FIGURES, pathlib.Path(args.out))
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def run_and_keep(script: str, extra: list[str], env: dict) -> None:

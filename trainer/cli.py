@@ -1,11 +1,13 @@
 """`rlpr train` and `rlpr sft`."""
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
 from tqdm import tqdm
 
+from reward_contract.errors import ConfigError
 from trainer.config import SFTConfig, TrainConfig
 
 
@@ -19,6 +21,10 @@ def run_train(config: TrainConfig) -> int:
     from trainer.runtime import seed_everything
 
     models.check_environment(config)
+    if config.algo == "ppo" and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        raise ConfigError("PPO replicates the model on every process and does not shard it with FSDP: launch it "
+                          "without the FSDP config, and for a model that does not fit one GPU add --peft lora "
+                          "--load-in 4bit (FSDP serves --algo grpo and rloo)")
     parallel = DataParallel()
     rng = seed_everything(config.seed, parallel.rank)
     out = pathlib.Path(config.out)
@@ -46,6 +52,10 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
     device = pick_device(config.device, parallel.local_rank)
     trainer = PPOTrainer(task, tokenizer, lm, config, device, autocast_dtype(device, config.bf16), parallel)
     start = checkpoint.load_state(out, trainer, rng) if resume else 0
+    if resume and parallel.rank:  # the checkpoint holds the main process's sampler state; the others differ
+        import torch
+
+        torch.manual_seed(config.seed + parallel.rank + 7919 * start)
     scorer = make_scorer(config, task)
     main = parallel.is_main
     logger = MetricsLogger(out, resume=resume) if main else None

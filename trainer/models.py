@@ -94,7 +94,11 @@ def lora_config(options):
 def enable_gradient_checkpointing(lm) -> None:
     """Non-reentrant checkpointing: recompute each block's activations in backward. Transformers only
     checkpoints in training mode; the trainers keep dropout at 0, so training mode changes nothing else."""
-    lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name is deprecated there
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     lm.config.use_cache = False
 
 

@@ -12,6 +12,7 @@ import random
 import torch
 from tqdm import tqdm
 
+from trainer import models
 from trainer.logger import MetricsLogger
 from trainer.policy import decode_completions, generate, position_ids, sampling_distribution
 from trainer.runtime import autocast_dtype, pick_device, seed_everything
@@ -65,7 +66,7 @@ def run_supervised(config) -> int:
     task, tokenizer, lm = load_task(config)
     device = pick_device(config.device)
     lm.to(device).train()
-    optimizer = torch.optim.AdamW(lm.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(models.trainable_parameters(lm), lr=config.lr)  # only the adapters, with --peft
     val_rng = random.Random(config.seed + 1)
     val_pairs = task.supervised_texts(config.eval_batches * config.batch_size, val_rng, "validation")
     val_prompts = task.prompts(config.eval_batches * config.batch_size, val_rng)
