@@ -3,6 +3,7 @@ Llama): LoRA, its KL reference and checkpoints, k-bit and vLLM refusals on a CPU
 checkpointing, and data parallelism over real processes (gloo)."""
 import gc
 import json
+import os
 import random
 import subprocess
 import sys
@@ -257,6 +258,32 @@ def test_grpo_runs_under_accelerate_launch_with_two_cpu_processes(tmp_path):
                              "--num-generations", "4", "--steps", "2", "--bent-coef", "0.1", "--out", str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "grpo on 2 processes, data parallel" in result.stderr
     rows = metrics(tmp_path)
     assert [row["step"] for row in rows if "entropy/batch" in row] == [1, 2]  # logged once, by the main process
     assert (tmp_path / "checkpoint").is_dir()
+
+
+FSDP = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/fsdp.yaml",
+        "--num_processes", "2", "--mixed_precision", "no", "-m", "rlpr", "train", "--task", "arithmetic",
+        "--arithmetic-model-size", "2x32", "--batch-size", "8", "--mini-batch-size", "8", "--steps", "2"]
+
+
+def test_the_shipped_fsdp_config_loads_in_accelerate_and_grpo_runs_under_it(tmp_path):
+    """Sharding itself needs GPUs: on CPU processes accelerate runs the same command data parallel,
+    and the run says which it got."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    config = ClusterConfig.from_yaml_file(os.path.join(REPO, "configs", "accelerate", "fsdp.yaml"))
+    assert config.distributed_type == "FSDP" and config.fsdp_config["fsdp_version"] == 2
+    result = subprocess.run([*FSDP, "--algo", "grpo", "--num-generations", "4", "--out", str(tmp_path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = "sharded with FSDP" if torch.cuda.device_count() > 1 else "data parallel"
+    assert f"grpo on 2 processes, {expected}" in result.stderr
+    assert (tmp_path / "metrics.jsonl").exists()
+
+
+def test_ppo_refuses_the_fsdp_config_instead_of_silently_replicating(tmp_path):
+    result = subprocess.run([*FSDP, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and "PPO replicates the model on every process" in result.stderr

@@ -15,6 +15,7 @@ no advantage.
 from __future__ import annotations
 
 import pathlib
+import sys
 from collections import defaultdict
 
 import torch
@@ -164,6 +165,9 @@ def build_trainer(config, out: pathlib.Path, rng):
 
 def run_trl(config, out: pathlib.Path, rng) -> int:
     trainer, reward = build_trainer(config, out, rng)
+    if trainer.accelerator.is_main_process and trainer.accelerator.num_processes > 1:
+        how = "sharded with FSDP" if getattr(trainer, "is_fsdp_enabled", False) else "data parallel"
+        print(f"rlpr train: {config.algo} on {trainer.accelerator.num_processes} processes, {how}", file=sys.stderr)
     try:
         trainer.train(resume_from_checkpoint=config.resume or None)
     finally:
