@@ -183,13 +183,24 @@ class QueueBackend:
         try:
             self.redis.set(cancel_key(request.id), 1, ex=CANCEL_TTL_S)
             for job_id in job_ids:
-                if queue.remove(job_id):
-                    job = Job.fetch_many([job_id], connection=self.redis)[0]
-                    if job is not None:
-                        job.delete(remove_from_queue=False)
+                if queue.remove(job_id):  # off the queue: no worker will start it
+                    self._delete_job(job_id, request)
                     self.metrics.withdrawn_jobs.labels(request.spec.name, why).inc()
         except RedisError as exc:  # the jobs' TTL and their deadline still stop them
             log.warning("could not withdraw jobs", extra={"request_id": request.id, "error": repr(exc)})
+
+    def _delete_job(self, job_id: str, request) -> None:
+        """Delete a job taken off its queue. RQ 3 cannot delete a job that was retried after its worker
+        died (its execution record went with the worker: `ValueError: Execution ... not found`);
+        such a job is off the queue already, and its hash expires with its TTL."""
+        job = Job.fetch_many([job_id], connection=self.redis)[0]
+        if job is None:
+            return
+        try:
+            job.delete(remove_from_queue=False)
+        except ValueError as exc:
+            log.info("withdrawn job left to expire", extra={"request_id": request.id, "job_id": job_id,
+                                                             "error": str(exc)})
 
     async def _forget(self, reply_key: str) -> None:
         try:

@@ -49,14 +49,25 @@ def requeue_stranded(queue, job_ids, stranded_since: dict[str, float]) -> None:
 def reregister_if_forgotten(worker) -> None:
     """3. A Redis restart without persistence forgets every worker, and an RQ worker never
     registers again, so the service would see no worker for its queues. Register again when
-    our registration is gone (called once Redis answers after an outage)."""
+    our registration is gone (called once Redis answers after an outage, and on heartbeats).
+
+    A registration can also be lost in part: RQ gives a worker's hash a TTL, so Redis may evict it
+    under memory pressure (volatile-* policies) or it may expire during a stall, and the next
+    heartbeat then recreates it with only `state` and `last_heartbeat`. The worker stays in
+    `rq:workers`, but with no `queues` field nobody sees what it serves. So the check is on
+    both: the set membership and the hash's `queues`, in one round trip."""
     from rq import worker_registration
 
-    if worker.connection.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key):
+    with worker.connection.pipeline(transaction=False) as pipe:
+        pipe.sismember(worker_registration.REDIS_WORKER_KEYS, worker.key)
+        pipe.hexists(worker.key, "queues")
+        listed, whole = pipe.execute()
+    if listed and whole:
         return
     with worker.connection.pipeline() as pipe:
         pipe.hset(worker.key, mapping={**worker.serialize(), "state": worker.get_state()})
         worker_registration.register(worker, pipe)
         pipe.expire(worker.key, worker.worker_ttl + 60)
         pipe.execute()
-    log.warning("registered again after Redis forgot this worker", extra={"worker": worker.name})
+    lost = "registration" if not listed else "registration's fields (its hash was evicted or expired)"
+    log.warning(f"registered again after Redis forgot this worker's {lost}", extra={"worker": worker.name})

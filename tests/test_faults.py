@@ -1,0 +1,90 @@
+"""The reward service under real faults (a lost worker registration, a retried job withdrawn at its
+deadline): real Redis, real worker processes, real sockets."""
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+from redis import Redis
+from rq import Queue, Worker
+
+from reward_contract.types import RewardItem
+from tests.system import wait_for
+
+ARITHMETIC = [RewardItem("1", "", "23 + 4", {"previous": "23 + 1 + 3"})]
+
+
+def service_on(redis_url: str, **config):
+    from reward_service.config import ServeConfig
+    from reward_service.core.service import RewardService
+
+    return RewardService.from_config(ServeConfig(redis_url=redis_url, **config))
+
+
+def served_within(server, seconds: float) -> float:
+    """Seconds until the API (its health monitor running) scores arithmetic over REST; fails after `seconds`."""
+    body = {"reward": "arithmetic", "item": {"id": "1", "completion": "23 + 4", "reference": {"previous": "23 + 1 + 3"}}}
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        response = httpx.post(server.rest_url + "/v1/score", json=body, timeout=30)
+        if response.status_code == 200 and response.json()["status"] == "ok":
+            return time.monotonic() - started
+        assert response.status_code == 503, response.text  # "no worker serves queue arithmetic" meanwhile
+        time.sleep(0.1)
+    pytest.fail(f"arithmetic was not served again within {seconds} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["whole hash", "queues field"])
+def test_a_worker_whose_registration_redis_lost_restores_it_and_is_served_again(workers, redis_url, make_server, loss):
+    """Eviction (RQ gives worker hashes a TTL) or expiry after a stall removes a live worker's hash; its
+    next heartbeat recreates it with no `queues`, and on main the reward stayed unserved for good."""
+    proc = workers.start("arithmetic")
+    redis = Redis.from_url(redis_url)
+    server = make_server(service_on(redis_url, cache=False))
+    assert served_within(server, 10) < 5
+    key = next(w.key for w in Worker.all(connection=redis) if w.pid == proc.pid)
+    beat = redis.hget(key, "last_heartbeat")
+    if loss == "whole hash":
+        redis.delete(key)
+    else:
+        redis.hdel(key, "queues")
+    # The issue's end state: the worker's next heartbeat has written its hash again (on main, without `queues`).
+    wait_for(lambda: redis.hget(key, "last_heartbeat") not in (None, beat), 15, "the worker's next heartbeat")
+    time.sleep(1.5)  # the API's health monitor refreshes every second
+    assert served_within(server, 10) < 5
+    assert redis.hget(key, "queues") == b"arithmetic" and proc.poll() is None
+
+
+@pytest.mark.slow
+def test_withdrawing_a_retried_job_at_its_deadline_answers_timeout_not_a_crash(workers, redis_url, make_server):
+    """A worker dies mid-job, RQ requeues the job for its retry, no worker is left to run it, and the
+    deadline passes while it waits: RQ cannot delete such a job (its execution record died with the
+    worker). The request must still end in a documented status."""
+    from reward_service.fronts.server import Fronts  # noqa: F401 - the real fronts, through make_server
+
+    proc = workers.start("test_slow")
+    redis = Redis.from_url(redis_url)
+    service = service_on(redis_url, cache=False, retries=2)
+    server = make_server(service)
+    answer = {}
+
+    def call():
+        body = {"reward": "test_slow", "deadline_ms": 15000,
+                "item": {"id": "1", "completion": "abc", "reference": {"sleep_s": "60"}}}
+        answer["response"] = httpx.post(server.rest_url + "/v1/score", json=body, timeout=60)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    queue = Queue("test_slow", connection=redis)
+    wait_for(lambda: queue.started_job_registry.count > 0, 10, "the job to start")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: queue.count > 0, 20, "RQ to requeue the dead worker's job for its retry")
+    caller.join(timeout=40)
+    response = answer["response"]
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "timeout"
+    assert queue.count == 0  # withdrawn: no worker that starts later runs it
