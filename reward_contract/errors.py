@@ -84,3 +84,20 @@ ERRORS_BY_GRPC_CODE: dict[str, type[RlprError]] = {
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message says how to fix it."""
+
+
+QUOTED_NAMES = 5  # an error message quotes at most this many of a client's names...
+QUOTED_CHARS = 60  # ...and at most this much of any one of its values
+
+
+def quoted(value: object) -> str:
+    """repr(value), cut to QUOTED_CHARS: an error message must not grow with what a client sent
+    (10,000 unknown keys once made a gRPC status outgrow the client's metadata limit)."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else f"{text[:QUOTED_CHARS]}... ({len(text):,} characters)"
+
+
+def quoted_names(names: list[str]) -> str:
+    """At most QUOTED_NAMES names, each quoted(), and how many more there were."""
+    shown = ", ".join(quoted(name) for name in names[:QUOTED_NAMES])
+    return shown + (f" and {len(names) - QUOTED_NAMES:,} more" if len(names) > QUOTED_NAMES else "")

@@ -66,6 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     except RlprError as exc:
         print(f"rlpr {name}: {type(exc).__name__}: {exc.message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where a command turns it into one
+        return getattr(exc, "exit_code", 130)
     return result if isinstance(result, int) else 0

@@ -88,3 +88,54 @@ def test_withdrawing_a_retried_job_at_its_deadline_answers_timeout_not_a_crash(w
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "timeout"
     assert queue.count == 0  # withdrawn: no worker that starts later runs it
+
+
+def test_an_error_quotes_a_bounded_part_of_what_the_client_sent(embedded_server):
+    """10,000 unknown option keys: gRPC must say INVALID_ARGUMENT (not RESOURCE_EXHAUSTED because the
+    status outgrew the metadata limit), and REST's 422 must stay small."""
+    import grpc
+
+    from reward_contract.wire.v1 import reward_pb2 as pb
+    from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
+
+    options = {f"option_{i:05d}_{'x' * 40}": "1" for i in range(10_000)}
+    rest = httpx.post(embedded_server.rest_url + "/v1/score", timeout=30,
+                      json={"reward": "arithmetic", "options": options, "item": {"id": "1", "completion": "1"}})
+    assert rest.status_code == 422 and len(rest.content) < 2_000, len(rest.content)
+    message = rest.json()["error"]["message"]
+    assert "unknown option(s)" in message and "and 9,995 more" in message
+    channel = grpc.insecure_channel(embedded_server.grpc_target)
+    try:
+        with pytest.raises(grpc.RpcError) as error:
+            pb_grpc.RewardServiceStub(channel).Score(
+                pb.ScoreRequest(reward="arithmetic", items=[pb.Item(id="1")], options=options), timeout=30)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and len(error.value.details()) < 1_000
+    finally:
+        channel.close()
+    huge = httpx.post(embedded_server.rest_url + "/v1/score", timeout=30,
+                      json={"reward": "arithmetic", "options": {"scale": "9" * 100_000},
+                            "item": {"id": "1", "completion": "1"}})
+    assert huge.status_code == 422 and len(huge.content) < 2_000 and "100,002 characters" in huge.text
+
+
+@pytest.mark.slow
+def test_readyz_for_a_reward_names_it_and_says_why_it_is_not_served(workers, redis_url, make_server):
+    workers.start("arithmetic")
+    server = make_server(service_on(redis_url, cache=False))
+    wait_for(lambda: httpx.get(server.rest_url + "/readyz?reward=arithmetic").status_code == 200, 10,
+             "arithmetic to be served")
+    served = httpx.get(server.rest_url + "/readyz?reward=arithmetic").json()
+    assert served["reward"] == "arithmetic" and served["served"] is True
+    missing = httpx.get(server.rest_url + "/readyz?reward=sentiment_vader")
+    assert missing.status_code == 503
+    body = missing.json()
+    assert body["reward"] == "sentiment_vader" and body["served"] is False
+    assert "reward 'sentiment_vader' is not served: no live worker serves its queue" in body["reason"]
+
+
+def test_a_422_for_many_bad_fields_stays_small(embedded_server):
+    options = {f"key_{i}_{'y' * 50}": [i] for i in range(5_000)}  # lists are not JSON scalars: 5,000 problems
+    response = httpx.post(embedded_server.rest_url + "/v1/score", timeout=30,
+                          json={"reward": "arithmetic", "options": options, "item": {"id": "1", "completion": "1"}})
+    assert response.status_code == 422 and len(response.content) < 4_000, len(response.content)
+    assert "more" in response.json()["error"]["message"]

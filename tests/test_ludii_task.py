@@ -32,12 +32,12 @@ def test_supervised_fim_pretraining_then_ppo(tmp_path, tiny_lm):
     assert sft.returncode == 0, sft.stderr[-3000:]
     ppo = run_cli("train", *common, "--model", str(tmp_path / "sft" / "checkpoint"), "--steps", "1",
                   "--batch-size", "4", "--mini-batch-size", "2", "--ppo-epochs", "1", "--out", str(tmp_path / "ppo"))
+    if not os.environ.get("LUDII_JAR"):  # no jar: the in-process reward fails a probe item, so the run never starts
+        assert ppo.returncode == 2 and "LUDII_JAR is not set" in ppo.stderr, ppo.stderr[-3000:]
+        return
     assert ppo.returncode == 0, ppo.stderr[-3000:]
     [row] = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
-    if os.environ.get("LUDII_JAR"):
-        assert row["reward/failed_items"] == 0 and 0 <= row["reward/mean"] <= 1
-    else:
-        assert row["reward/failed_items"] == 4  # no jar: every item failed, all masked, nothing invented
+    assert row["reward/failed_items"] == 0 and 0 <= row["reward/mean"] <= 1
     sample = json.loads((tmp_path / "ppo" / "samples.jsonl").read_text().splitlines()[0])
     assert sample["examples"][0][0].startswith("### PRE: ")
 

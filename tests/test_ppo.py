@@ -248,3 +248,42 @@ def test_time_limited_items_are_masked_unless_a_timeout_reward_is_set():
     explicit = RewardScorer(OvertimeClient(), "arithmetic", {}, 60, timeout_reward=0.05).score(prompts, ["3"] * 4)
     assert explicit.valid == [True] * 4 and explicit.rewards == [1.0, 0.05, 1.0, 0.05]
     assert explicit.components == {"valid": 1.0, "value": 3.0, "target": 3.0, "abs_error": 0.0}  # over ok items
+
+
+def test_batches_that_stay_unscored_stop_training_with_a_clear_error():
+    from trainer.ppo import RewardsFailing
+
+    trainer = make_trainer(max_unscored_batches=3)
+    seen = []
+    with pytest.raises(RewardsFailing, match="3 batches in a row had no scored item .the reward service was unavail"):
+        train_steps(trainer, scorer(DownClient()), random.Random(0), range(10), overlap=False,
+                    on_step=lambda step, rollout, m: seen.append(step))
+    assert seen == [0, 1]  # the third unscored batch stops the run before it is logged
+
+
+def test_a_reward_that_fails_a_probe_item_for_its_configuration_stops_the_run_at_start(tmp_path):
+    result = run_cli("train", "--task", "sentiment", "--reward", "sentiment_classifier", "--reward-option",
+                     f"model={tmp_path / 'no-such-model'}", "--steps", "2", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "fails with these options" in result.stderr and "cannot load the classifier" in result.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before the first step
+
+
+def test_sigterm_saves_a_checkpoint_that_resume_continues(tmp_path):
+    """Batch schedulers stop jobs with SIGTERM: it must keep what Ctrl-C keeps."""
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "rlpr", "train", "--task", "arithmetic", "--arithmetic-model-size", "1x32",
+               "--batch-size", "8", "--mini-batch-size", "4", "--ppo-epochs", "1", "--steps", "1000",
+               "--out", str(tmp_path)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated: saved step" in stdout and "continue with --resume" in stdout
+    saved = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"]
+    assert saved >= 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import sys
 
 from tqdm import tqdm
@@ -42,7 +43,7 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
     samples, the plot and checkpoints, and every process resumes from the same checkpoint."""
     from trainer import checkpoint
     from trainer.logger import MetricsLogger
-    from trainer.ppo import PPOTrainer, TrainingDiverged, train_steps
+    from trainer.ppo import PPOTrainer, RewardsFailing, TrainingDiverged, train_steps
     from trainer.runtime import autocast_dtype, pick_device
     from trainer.scorer import make_scorer
     from trainer.tasks import load_task
@@ -83,22 +84,25 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
                         bent=f"{metrics.get('entropy/batch', nan):.2f}", failed=int(metrics["reward/failed_items"]),
                         skipped=int(metrics["train/skipped_updates"]))
 
+    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)  # batch schedulers stop jobs with SIGTERM
     try:
         train_steps(trainer, scorer, rng, range(start, config.steps), config.overlap, on_step)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if done["step"] >= start:  # keep what was learned; --resume continues from here
             save(done["step"])
             if main:
-                print(f"\ninterrupted: saved step {done['step']} to {checkpoint.checkpoint_dir(out)}; "
-                      "continue with --resume")
+                how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+                print(f"\n{how}: saved step {done['step']} to {checkpoint.checkpoint_dir(out)}; "
+                      "continue with --resume", flush=True)
         raise
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, RewardsFailing) as exc:
         # Skipped updates never touched the weights, so the model is that of the last good update.
         save(done["step"])
         print(f"\nrlpr train: stopped: {exc}. Saved the last good weights (step {done['step']}) to "
               f"{checkpoint.checkpoint_dir(out)}", file=sys.stderr)
         return 1
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         bar.close()
         scorer.close()
         if main:
@@ -107,6 +111,16 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
     if main:
         print(f"metrics: {logger.path}\ncurves:  {png}\nmodel:   {checkpoint.checkpoint_dir(out)}")
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (a checkpoint, then exit), with the exit status a shell gives it."""
+
+    exit_code = 143
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def _write_samples(handle, step: int, rollout, keep: int = 4) -> None:

@@ -163,6 +163,8 @@ class TrainConfig(TaskOptions):
     """Gradient-norm clip; 0 turns clipping off (the authors' TRL default)."""
     max_skipped_updates: int = 5
     """Stop with a checkpoint after this many non-finite mini-batch updates in a row (each one is skipped)."""
+    max_unscored_batches: int = 10
+    """Stop with a checkpoint after this many batches in a row in which no item got a reward (0: never stop)."""
     temperature: float = 1.0
     """Sampling temperature; every learning term uses the same distribution as the sampler."""
     top_k: int = 0
@@ -233,6 +235,8 @@ class TrainConfig(TaskOptions):
             raise ConfigError("--lam and --gamma must be in [0, 1]")
         if self.max_grad_norm < 0 or self.top_k < 0 or self.top_p > 1:
             raise ConfigError("--max-grad-norm and --top-k must be >= 0, and --top-p in (0, 1]")
+        if self.max_unscored_batches < 0:
+            raise ConfigError(f"--max-unscored-batches must be >= 0 (0: never stop), got {self.max_unscored_batches}")
         if self.reward_deadline_s < 0:
             raise ConfigError(f"--reward-deadline-s must be >= 0 (0: the task's default), got {self.reward_deadline_s}")
         if self.timeout_reward is not None and not math.isfinite(self.timeout_reward):

@@ -34,6 +34,10 @@ class TrainingDiverged(RuntimeError):
     """Several mini-batch updates in a row were not finite."""
 
 
+class RewardsFailing(RuntimeError):
+    """Several batches in a row had no item with a reward: nothing is being learned."""
+
+
 @dataclass
 class Rollout:
     prompts: list[Prompt]
@@ -70,6 +74,7 @@ class PPOTrainer:
                                                   hyper.temperature, hyper.top_k, hyper.top_p)
         self.version = 0  # completed updates
         self.skipped_in_a_row = 0
+        self.unscored_in_a_row = 0
 
     def _autocast(self):
         enabled = self.autocast_dtype is not None
@@ -221,7 +226,19 @@ class PPOTrainer:
         self.version += 1
         self.kl.update(mean_kl, h.batch_size)
         metrics = {k: v / count for k, v in sums.items()} if count else {}
-        return metrics | self.batch_metrics(rollout, scores, skipped, mean_kl)
+        metrics |= self.batch_metrics(rollout, scores, skipped, mean_kl)
+        self._count_unscored(metrics)
+        return metrics
+
+    def _count_unscored(self, metrics: dict[str, float]) -> None:
+        scored = metrics["reward/failed_items"] < self.hyper.batch_size
+        self.unscored_in_a_row = 0 if scored else self.unscored_in_a_row + 1
+        limit = self.hyper.max_unscored_batches
+        if limit and self.unscored_in_a_row >= limit:
+            why = ("the reward service was unavailable" if metrics["reward/unavailable"]
+                   else "every item's reward failed")
+            raise RewardsFailing(f"{self.unscored_in_a_row} batches in a row had no scored item ({why}); check the "
+                                 "reward service and --reward-option, or raise --max-unscored-batches")
 
     def batch_metrics(self, rollout: Rollout, scores: Scores, skipped: int, mean_kl: float) -> dict[str, float]:
         """Rewards, failures and diversity of the whole batch (every process's share)."""

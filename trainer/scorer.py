@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -68,20 +69,40 @@ class RewardScorer:
 
 
 def open_scorer(url: str, token: str, reward: str, options: Mapping[str, str], deadline_s: float,
-                timeout_reward: float | None = None) -> RewardScorer:
+                timeout_reward: float | None = None, probe: Prompt | None = None) -> RewardScorer:
     """A scorer whose service answered once: a wrong address, token or reward name stops the run
-    at start-up with the fix, instead of masking every batch. Later outages are masked."""
+    at start-up with the fix, instead of masking every batch, and so does a reward that fails a
+    `probe` item (see `probe_reward`). Later outages are masked."""
     client = make_client(url, token)
     try:
         kinds = {kind.name for kind in client.kinds()}
-    except RlprError:
+        if reward not in kinds:
+            raise ConfigError(f"the reward service at {url or 'this process'} has no reward {reward!r}; "
+                              f"it has: {', '.join(sorted(kinds))}")
+        if probe is not None:
+            probe_reward(client, reward, options, probe, deadline_s)
+    except (RlprError, ConfigError):
         client.close()
         raise
-    if reward not in kinds:
-        client.close()
-        raise ConfigError(f"the reward service at {url or 'this process'} has no reward {reward!r}; "
-                          f"it has: {', '.join(sorted(kinds))}")
     return RewardScorer(client, reward, options, deadline_s, timeout_reward)
+
+
+def probe_reward(client: RewardClient, reward: str, options: Mapping[str, str], prompt: Prompt,
+                 deadline_s: float) -> None:
+    """Score one of the task's prompts with an empty completion. A reward function that raises on it
+    (status `error`: a classifier path that does not exist, a Ludii engine without its jar) fails on
+    every item, so the run stops now with the reward's own message. An empty completion may be
+    `invalid` or score 0; that is the reward working. No worker yet, or Redis away, is not a
+    configuration error: the run starts and masks such batches until the service serves."""
+    item = RewardItem("probe", prompt.text, "", dict(prompt.reference))
+    try:
+        [result] = client.score(reward, [item], options, deadline_s)
+    except RlprError as exc:
+        log.warning("the reward service could not score a probe item; starting anyway: %s", exc)
+        return
+    if result.status is ItemStatus.ERROR:
+        raise ConfigError(f"the reward {reward!r} fails with these options (probe item: {result.error}); "
+                          "fix --reward-option or the reward's set-up before training")
 
 
 def make_scorer(config, task) -> RewardScorer:
@@ -90,7 +111,8 @@ def make_scorer(config, task) -> RewardScorer:
     options = dict(task.reward_options) if reward == task.reward else {}
     options.update(config.reward_options)
     return open_scorer(config.reward_url, config.reward_token, reward, options,
-                       config.reward_deadline_s or task.reward_deadline_s, config.timeout_reward)
+                       config.reward_deadline_s or task.reward_deadline_s, config.timeout_reward,
+                       probe=task.prompts(1, random.Random(config.seed))[0])
 
 
 def component_means(results) -> dict[str, float]:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reward_contract.errors import Cancelled, RlprError, Unauthenticated
+from reward_contract.errors import QUOTED_NAMES, Cancelled, RlprError, Unauthenticated, quoted
 from reward_contract.types import RewardItem, ScoredItem
 from reward_service.core.service import RewardService
 
@@ -182,12 +182,18 @@ def operations_router(service: RewardService, guarded: list) -> APIRouter:
         """Readiness: Redis answers and a live worker serves some queue (or, with `?reward=`, that
         reward's queue). Open without a token."""
         health = service.health
-        ready = health.serves(service.resolve_spec(reward).queue) if reward else health.ready
+        queue = service.resolve_spec(reward).queue if reward else ""
+        ready = health.serves(queue) if reward else health.ready
         if health.everything:
             body = {"status": "ready", "redis": "not used", "workers": "in-process"}
         else:
             body = {"status": "ready" if ready else "not ready", "redis": "ok" if health.redis else "unreachable",
                     "workers": dict(health.workers)}
+        if reward:
+            body |= {"reward": reward, "served": ready}
+            if not ready:
+                body["reason"] = (f"reward {reward!r} is not served: " + (
+                    "redis is unreachable" if not health.redis else f"no live worker serves its queue {queue!r}"))
         return JSONResponse(body, 200 if ready else 503)
 
     router.add_api_route("/healthz", readyz, methods=["GET"], summary="Readiness (alias of /readyz)")
@@ -233,9 +239,13 @@ def create_app(service: RewardService, token: str = "", max_request_bytes: int =
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
         # The default handler echoes the input back, which fails on NaN; send location and message only.
-        problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-                    for e in exc.errors()]
-        message = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
+        # Bounded like every error: at most QUOTED_NAMES problems, each location cut (keys are the client's).
+        errors = exc.errors()
+        problems = [{"loc": [quoted(str(p))[1:-1] for p in e.get("loc", ())], "msg": e.get("msg", ""),
+                     "type": e.get("type", "")} for e in errors[:QUOTED_NAMES]]
+        message = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems)
+        if len(errors) > QUOTED_NAMES:
+            message += f"; and {len(errors) - QUOTED_NAMES:,} more"
         service.metrics.request_errors.labels("rest", "INVALID_ARGUMENT").inc()
         return _error("INVALID_ARGUMENT", message, 422, detail=problems)
 

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from reward_contract.errors import InvalidArgument
+from reward_contract.errors import InvalidArgument, quoted, quoted_names
 from reward_contract.types import RewardItem, RewardKind
 
 
@@ -156,14 +156,15 @@ def parse_options(options_type: type, raw: Mapping[str, object], reward: str) ->
     unknown = sorted(set(raw) - fields)
     if unknown:
         valid = ", ".join(sorted(fields)) or "(none)"
-        raise InvalidArgument(f"unknown option(s) {unknown} for reward {reward!r}; valid options: {valid}")
+        raise InvalidArgument(f"unknown option(s) {quoted_names(unknown)} for reward {reward!r}; "
+                              f"valid options: {valid}")
     values = {}
     for key, value in raw.items():
         try:
             values[key] = _convert(value, hints[key])
         except (ValueError, OverflowError) as exc:
-            raise InvalidArgument(f"option {key!r} of reward {reward!r}: {value!r} is not a valid "
-                                  f"{_type_name(hints[key])} ({exc})") from None
+            raise InvalidArgument(f"option {key!r} of reward {reward!r}: {quoted(value)} is not a valid "
+                                  f"{_type_name(hints[key])} ({quoted(str(exc))[1:-1]})") from None
     try:
         return options_type(**values)
     except (TypeError, ValueError) as exc:
