@@ -139,3 +139,68 @@ def test_a_422_for_many_bad_fields_stays_small(embedded_server):
                           json={"reward": "arithmetic", "options": options, "item": {"id": "1", "completion": "1"}})
     assert response.status_code == 422 and len(response.content) < 4_000, len(response.content)
     assert "more" in response.json()["error"]["message"]
+
+
+@pytest.fixture
+def stoppable_redis():
+    """A Redis of the test's own, which it may freeze (SIGSTOP) and thaw."""
+    from tests.system import PrivateRedis
+
+    redis = PrivateRedis()
+    yield redis
+    redis.proc.send_signal(signal.SIGCONT)
+    redis.stop()
+
+
+@pytest.mark.slow
+def test_a_stalled_redis_makes_readiness_false_and_requests_keep_their_deadline(workers, stoppable_redis,
+                                                                                make_server):
+    redis = stoppable_redis
+    workers.start("test_slow", redis_url=redis.url)
+    server = make_server(service_on(redis.url, cache=False))
+    wait_for(lambda: httpx.get(server.rest_url + "/readyz").status_code == 200, 10, "readiness")
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: httpx.get(server.rest_url + "/readyz", timeout=10).status_code == 503, 6,
+                 "readiness to turn false while Redis does not answer")
+        assert httpx.get(server.rest_url + "/readyz", timeout=10).json()["redis"] == "unreachable"
+        started = time.monotonic()
+        body = {"reward": "test_slow", "deadline_ms": 5000, "item": {"id": "1", "completion": "ab"}}
+        response = httpx.post(server.rest_url + "/v1/score", json=body, timeout=60)
+        took = time.monotonic() - started
+        assert took <= 5 + 4, took  # its deadline, and at most the stall bound and a withdrawal's wait more
+        assert response.status_code in (200, 503), response.text
+        if response.status_code == 503:
+            message = response.json()["error"]["message"]
+            assert "retry later" in message and "127.0.0.1" not in message  # no Redis address leaks
+        else:
+            assert response.json()["status"] == "timeout"
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: httpx.get(server.rest_url + "/readyz").status_code == 200, 10, "readiness after the stall")
+
+
+@pytest.mark.slow
+def test_work_finished_during_a_short_redis_stall_reaches_the_caller(workers, stoppable_redis, make_server):
+    redis = stoppable_redis
+    workers.start("test_slow", redis_url=redis.url)
+    server = make_server(service_on(redis.url, cache=False))
+    wait_for(lambda: httpx.get(server.rest_url + "/readyz").status_code == 200, 10, "readiness")
+    answer = {}
+
+    def call():
+        body = {"reward": "test_slow", "deadline_ms": 30000,
+                "item": {"id": "1", "completion": "abcd", "reference": {"sleep_s": "2"}}}
+        answer["response"] = httpx.post(server.rest_url + "/v1/score", json=body, timeout=60)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    queue = Queue("test_slow", connection=Redis.from_url(redis.url))
+    wait_for(lambda: queue.started_job_registry.count > 0, 10, "the job to start")
+    redis.proc.send_signal(signal.SIGSTOP)
+    time.sleep(6)  # the item finishes meanwhile; its reply waits for Redis, and so does the API
+    redis.proc.send_signal(signal.SIGCONT)
+    caller.join(timeout=40)
+    response = answer["response"]
+    assert response.status_code == 200 and response.json()["status"] == "ok", response.text
+    assert response.json()["reward"] == 4.0

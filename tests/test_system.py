@@ -28,8 +28,9 @@ def test_end_to_end_training_against_rlpr_up(tmp_path):
         assert [r["step"] for r in rows] == [0, 1, 2]
         assert all(r["reward/failed_items"] == 0 and r["reward/unavailable"] == 0 for r in rows)
         counts = topology.items_counted()
-        assert sum(counts.values()) == 3 * 16  # every item sent was counted once
-        assert sum(v for (status, _), v in counts.items() if status == "ok") == 3 * 16
+        # every item sent was counted once: three batches and the probe item scored at start-up
+        assert sum(counts.values()) == 3 * 16 + 1
+        assert sum(v for (status, _), v in counts.items() if status == "ok") == 3 * 16 + 1
     finally:
         log = topology.close()
     assert "all stopped" in log
@@ -46,7 +47,7 @@ def test_sentiment_training_against_rlpr_up(tmp_path):
         rows = metrics(out)
         assert len(rows) == 2 and all(r["reward/failed_items"] == 0 for r in rows)
         assert all(-1 <= r["reward/mean"] <= 1 for r in rows)
-        assert sum(topology.items_counted().values()) == 2 * 8
+        assert sum(topology.items_counted().values()) == 2 * 8 + 1  # and the start-up probe
     finally:
         topology.close()
 
@@ -65,7 +66,7 @@ def test_sigkilled_worker_mid_training_loses_no_item(tmp_path):
         assert run.returncode == 0, stderr[-3000:]
         rows = metrics(tmp_path / "run")
         assert len(rows) == 4 and all(r["reward/failed_items"] == 0 for r in rows)
-        assert sum(v for (s, _), v in topology.items_counted().items() if s == "ok") == 4 * 16
+        assert sum(v for (s, _), v in topology.items_counted().items() if s == "ok") == 4 * 16 + 1  # and the start-up probe
     finally:
         log = topology.close()
     assert "restarting it" in log

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from typing import Protocol, Sequence
 
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 
@@ -29,6 +30,8 @@ JOB_FUNCTION = "reward_service.worker.jobs.score_chunk"  # by name: the core nev
 POLL_S = 0.5  # how long to block on replies before checking for failed or abandoned jobs
 JOB_TTL_MARGIN_S = 60  # a job nobody started by its request's deadline (plus this) is dropped by RQ
 CANCEL_TTL_S = 600
+STALL_S = 2.0  # Redis answers a command in milliseconds: one that takes this long has stalled (e.g. SIGSTOP)
+CLEANUP_WAIT_S = 1.0  # a request waits this long for its withdrawal; a stalled Redis finishes it in the background
 _TERMINAL_FAILURES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
 
@@ -79,6 +82,7 @@ class QueueBackend:
         self.metrics = metrics
         self.retries = retries
         self._queues: dict[str, Queue] = {}
+        self._cleanups: set[asyncio.Future] = set()  # withdrawals still running after their request answered
 
     @property
     def health(self) -> Health:
@@ -87,7 +91,9 @@ class QueueBackend:
     async def score(self, request, items):
         queue = self._queue(request.spec.queue)
         health = self.monitor.latest
-        if not health.serves(queue.name):
+        # A worker may have registered since the last look. But a Redis the running monitor found silent
+        # moments ago gets no second ask from a request: under a stall, that ask is what hangs.
+        if not health.serves(queue.name) and (health.redis or self.monitor.stale()):
             health = await self.monitor.refresh()
         # UNAVAILABLE, which clients retry with backoff, while it may pass; "no worker" when it will not
         if not health.redis:
@@ -113,12 +119,25 @@ class QueueBackend:
             finished = not pending
         finally:
             if not finished:  # the deadline passed, or the caller went away (CancelledError): nobody waits
-                await asyncio.shield(asyncio.to_thread(self._withdraw, queue, request, list(pending)))
-                # Late replies may still land; a drained list is gone already (Redis drops empty
-                # lists), and a stray late reply expires with the list's TTL.
-                await asyncio.shield(self._forget(reply_key))
+                await self._clean_up(queue, request, list(pending), reply_key)
         return [results.get(item.id) or ScoredItem.failed(item.id, ItemStatus.TIMEOUT, "deadline exceeded")
                 for item in items]
+
+    async def _clean_up(self, queue, request, job_ids, reply_key) -> None:
+        """Withdraw the jobs nobody waits for and drop the reply list (late replies may still land; a
+        stray one expires with the list's TTL). Shielded, so a caller that goes away cannot cut it
+        short; waited for at most CLEANUP_WAIT_S, so a stalled Redis cannot hold the answer past it."""
+        async def clean() -> None:
+            await asyncio.to_thread(self._withdraw, queue, request, job_ids)
+            await self._forget(reply_key)
+
+        task = asyncio.ensure_future(clean())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), CLEANUP_WAIT_S)
+        except asyncio.TimeoutError:
+            log.warning("withdrawal goes on in the background (redis is slow)", extra={"request_id": request.id})
 
     def _queue(self, name: str) -> Queue:
         queue = self._queues.get(name)
@@ -149,7 +168,14 @@ class QueueBackend:
             remaining = request.remaining_s()
             if remaining <= 0:
                 break
-            reply = await self.aredis.blpop([reply_key], timeout=min(remaining, POLL_S))
+            try:
+                reply = await self.aredis.blpop([reply_key], timeout=min(remaining, POLL_S))
+            except RedisTimeoutError:
+                # Redis stalled (the client gives up after POLL_S + STALL_S). The replies wait for us in
+                # their list, so keep trying until the deadline: work done meanwhile is not lost if
+                # Redis answers again in time.
+                log.warning("redis stalled while waiting for replies", extra={"request_id": request.id})
+                continue
             if reply is not None:
                 job_id, scored = pickle.loads(reply[1])
                 if pending.pop(job_id, None) is not None:

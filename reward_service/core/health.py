@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 LIVE_S = 15.0  # an idle worker heartbeats every 5 s (worker.IDLE_HEARTBEAT_S); three missed beats is dead
+STALE_S = 5.0  # a running monitor finishes a check every interval, or every STALL_S (2 s) when Redis is silent
 REJOIN_S = 5.0  # after Redis comes back, how long its workers may take to register again (they take ~1 s)
 
 
@@ -47,6 +48,7 @@ class HealthMonitor:
         self.latest = Health(redis=False)
         self._seen_redis = False  # Redis answered once: an outage from now on is an outage, not a first start
         self._redis_back_at = -math.inf
+        self._checked_at = -math.inf
 
     def check(self) -> Health:
         from rq import Worker
@@ -71,7 +73,12 @@ class HealthMonitor:
             self._redis_back_at = time.monotonic()
         self._seen_redis = self._seen_redis or health.redis
         self.latest = health
+        self._checked_at = time.monotonic()
         return health
+
+    def stale(self) -> bool:
+        """No check finished lately: no monitor loop runs (a service used without its fronts)."""
+        return time.monotonic() - self._checked_at > STALE_S
 
     def rejoining(self) -> bool:
         """Redis came back from an outage moments ago: an empty Redis has forgotten every worker,

@@ -7,6 +7,7 @@ cache where it can be, and scored by the backend.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 from reward_contract.errors import ResourceExhausted, Unavailable
 from reward_contract.types import RewardItem, RewardKind, ScoredItem
 from reward_service.config import ServeConfig
-from reward_service.core.backends import Backend, InProcessBackend, QueueBackend
+from reward_service.core.backends import POLL_S, STALL_S, Backend, InProcessBackend, QueueBackend
 from reward_service.core.cache import ResultCache
 from reward_service.core.health import Health, HealthMonitor
 from reward_service.core.prometheus import ServiceMetrics
@@ -26,7 +27,21 @@ from reward_service.core.request import Limits, ResolvedRequest, resolve
 from reward_service.rewards import REGISTRY, get_reward
 from reward_service.rewards.base import RewardSpec
 
+log = logging.getLogger(__name__)
+
 ADMISSION_RETRY_S = 1.0
+
+
+def redis_problem(exc: Exception) -> str:
+    """What went wrong with the queue store, in words that do not depend on Redis's message."""
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, ResponseError) and "maxmemory" in str(exc).lower():
+        return "the queue store is full"
+    if isinstance(exc, RedisTimeoutError):
+        return "redis did not answer in time"
+    return "redis is unreachable"
 
 
 class RewardService:
@@ -57,9 +72,19 @@ class RewardService:
 
         redis = Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         # Every waiting request holds one connection (its reply BLPOP); admission caps the requests.
-        aredis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=5,
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        # A command that has not answered in STALL_S (beyond a reply wait's own POLL_S) has stalled: a
+        # request gives up on it, after one retry, rather than hang past its deadline (redis-py's
+        # default retries with backoff turned a 5 s deadline into 19 s under a stalled Redis).
+        aredis = aioredis.Redis.from_url(config.redis_url, socket_connect_timeout=5, socket_timeout=POLL_S + STALL_S,
+                                         retry=AsyncRetry(NoBackoff(), 1),
                                          max_connections=config.max_inflight_requests + 64)
-        monitor = HealthMonitor(redis)
+        # Readiness is "Redis answers within STALL_S": the monitor's own client, with no retry.
+        monitor = HealthMonitor(Redis.from_url(config.redis_url, socket_timeout=STALL_S, socket_connect_timeout=STALL_S,
+                                               retry=Retry(NoBackoff(), 0)))
         cache = ResultCache(aredis, config.cache_ttl_s, config.cache_min_ttl_s, metrics) if config.cache else None
         return cls(QueueBackend(redis, aredis, monitor, metrics, config.retries), cache, limits, metrics, monitor)
 
@@ -133,7 +158,10 @@ class RewardService:
             misses = [item for item in request.items if item.id not in hits]
             fresh = await self.backend.score(request, misses) if misses else []
         except RedisError as exc:
-            raise Unavailable(f"redis is unreachable: {exc}") from exc
+            # The client gets a stable message and the request id; Redis's own words (addresses,
+            # commands) go to this log only.
+            log.warning("redis failed a request", extra={"request_id": request.id, "error": repr(exc)})
+            raise Unavailable(f"{redis_problem(exc)}; retry later (request {request.id})") from exc
         if cache and fresh:
             await cache.put_many(request, fresh)
         by_id = hits | {result.id: result for result in fresh}

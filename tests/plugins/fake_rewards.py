@@ -28,7 +28,7 @@ def _sleepy(item: RewardItem, options: SleepOptions) -> RewardResult:
     while time.monotonic() < end:
         if limits.cancelled() or time.time() > limits.deadline:
             raise RequestExpired("stopped: the request ended")
-        time.sleep(min(0.02, end - time.monotonic()))
+        time.sleep(max(0.0, min(0.02, end - time.monotonic())))  # the check above may have taken a while
     from rq import get_current_job
 
     job = get_current_job()
