@@ -23,6 +23,18 @@ def service_on(redis_url: str, **config):
     return RewardService.from_config(ServeConfig(redis_url=redis_url, **config))
 
 
+def post_in_background(server, body: dict) -> tuple[threading.Thread, dict]:
+    """POST /v1/score from a thread; the response lands in the returned dict under "response"."""
+    answer: dict = {}
+
+    def call():
+        answer["response"] = httpx.post(server.rest_url + "/v1/score", json=body, timeout=60)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    return caller, answer
+
+
 def served_within(server, seconds: float) -> float:
     """Seconds until the API (its health monitor running) scores arithmetic over REST; fails after `seconds`."""
     body = {"reward": "arithmetic", "item": {"id": "1", "completion": "23 + 4", "reference": {"previous": "23 + 1 + 3"}}}
@@ -69,15 +81,8 @@ def test_withdrawing_a_retried_job_at_its_deadline_answers_timeout_not_a_crash(w
     redis = Redis.from_url(redis_url)
     service = service_on(redis_url, cache=False, retries=2)
     server = make_server(service)
-    answer = {}
-
-    def call():
-        body = {"reward": "test_slow", "deadline_ms": 15000,
-                "item": {"id": "1", "completion": "abc", "reference": {"sleep_s": "60"}}}
-        answer["response"] = httpx.post(server.rest_url + "/v1/score", json=body, timeout=60)
-
-    caller = threading.Thread(target=call)
-    caller.start()
+    caller, answer = post_in_background(server, {"reward": "test_slow", "deadline_ms": 15000, "item": {
+        "id": "1", "completion": "abc", "reference": {"sleep_s": "60"}}})
     queue = Queue("test_slow", connection=redis)
     wait_for(lambda: queue.started_job_registry.count > 0, 10, "the job to start")
     os.killpg(proc.pid, signal.SIGKILL)
@@ -186,15 +191,8 @@ def test_work_finished_during_a_short_redis_stall_reaches_the_caller(workers, st
     workers.start("test_slow", redis_url=redis.url)
     server = make_server(service_on(redis.url, cache=False))
     wait_for(lambda: httpx.get(server.rest_url + "/readyz").status_code == 200, 10, "readiness")
-    answer = {}
-
-    def call():
-        body = {"reward": "test_slow", "deadline_ms": 30000,
-                "item": {"id": "1", "completion": "abcd", "reference": {"sleep_s": "2"}}}
-        answer["response"] = httpx.post(server.rest_url + "/v1/score", json=body, timeout=60)
-
-    caller = threading.Thread(target=call)
-    caller.start()
+    caller, answer = post_in_background(server, {"reward": "test_slow", "deadline_ms": 30000, "item": {
+        "id": "1", "completion": "abcd", "reference": {"sleep_s": "2"}}})
     queue = Queue("test_slow", connection=Redis.from_url(redis.url))
     wait_for(lambda: queue.started_job_registry.count > 0, 10, "the job to start")
     redis.proc.send_signal(signal.SIGSTOP)

@@ -134,7 +134,9 @@ def test_cli_rejects_bad_config_with_a_fix():
     assert result.returncode != 0 and "'adaptive'" in result.stderr
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
+@pytest.mark.parametrize("signal_name, exit_code, word", [("SIGINT", 130, "interrupted"),  # Ctrl-C
+                                                         ("SIGTERM", 143, "terminated")])  # batch schedulers
+def test_a_stop_signal_saves_a_checkpoint_that_resume_continues(tmp_path, signal_name, exit_code, word):
     import signal
     import time
 
@@ -147,9 +149,9 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
     deadline = time.monotonic() + 120
     while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signal_name))
     stdout, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "continue with --resume" in stdout
+    assert proc.returncode == exit_code and f"{word}: saved step" in stdout and "continue with --resume" in stdout
     saved = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"]
     assert saved >= 2
     done = len(metrics.read_text().splitlines())
@@ -267,23 +269,3 @@ def test_a_reward_that_fails_a_probe_item_for_its_configuration_stops_the_run_at
     assert result.returncode == 2, result.stderr[-2000:]
     assert "fails with these options" in result.stderr and "cannot load the classifier" in result.stderr
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before the first step
-
-
-def test_sigterm_saves_a_checkpoint_that_resume_continues(tmp_path):
-    """Batch schedulers stop jobs with SIGTERM: it must keep what Ctrl-C keeps."""
-    import signal
-    import time
-
-    command = [sys.executable, "-m", "rlpr", "train", "--task", "arithmetic", "--arithmetic-model-size", "1x32",
-               "--batch-size", "8", "--mini-batch-size", "4", "--ppo-epochs", "1", "--steps", "1000",
-               "--out", str(tmp_path)]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 3) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "terminated: saved step" in stdout and "continue with --resume" in stdout
-    saved = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"]
-    assert saved >= 2

@@ -250,6 +250,11 @@ def test_rlpr_train_processes_runs_under_accelerate_and_only_the_main_process_wr
     assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 3
     assert result.stdout.count("metrics:") == 1
     assert json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+    resumed = run_cli("train", "--task", "arithmetic", "--arithmetic-model-size", "1x32", "--batch-size", "8",
+                      "--mini-batch-size", "4", "--ppo-epochs", "1", "--steps", "5", "--bent-coef", "0.1",
+                      "--processes", "2", "--out", str(tmp_path), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["step"] for row in metrics(tmp_path)] == [0, 1, 2, 3, 4]  # the run went on from step 3
 
 
 def test_grpo_runs_under_accelerate_launch_with_two_cpu_processes(tmp_path):

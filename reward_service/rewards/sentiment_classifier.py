@@ -6,10 +6,10 @@ given by name or local path. Models are loaded once per worker and kept.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from dataclasses import dataclass
 
+from reward_contract.errors import quoted
 from reward_contract.types import RewardItem
 from reward_service.rewards.base import InvalidItem, RewardResult
 
@@ -52,10 +52,11 @@ def load(model: str):
         try:
             return _load(model)
         except OSError as exc:  # not a local path, and not in the Hugging Face cache this worker sees
+            # The message reaches clients: it names what they sent, never this worker's paths or settings.
             raise RuntimeError(
-                f"cannot load the classifier {model!r}: {exc}. Workers never download models: give a local "
-                f"path, or mount a Hugging Face cache holding it (HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}; "
-                "docker compose mounts $RLPR_MODEL_CACHE there)") from None
+                f"cannot load the classifier {quoted(model)}: it is not a model directory this worker can read, "
+                "and workers never download models. Give a local path, or mount a Hugging Face cache holding it "
+                "(docker compose mounts $RLPR_MODEL_CACHE there)") from None
 
 
 def positive_index(id2label: dict, wanted: str) -> int:
