@@ -75,7 +75,6 @@ def test_withdrawing_a_retried_job_at_its_deadline_answers_timeout_not_a_crash(w
     """A worker dies mid-job, RQ requeues the job for its retry, no worker is left to run it, and the
     deadline passes while it waits: RQ cannot delete such a job (its execution record died with the
     worker). The request must still end in a documented status."""
-    from reward_service.fronts.server import Fronts  # noqa: F401 - the real fronts, through make_server
 
     proc = workers.start("test_slow")
     redis = Redis.from_url(redis_url)
@@ -202,3 +201,27 @@ def test_work_finished_during_a_short_redis_stall_reaches_the_caller(workers, st
     response = answer["response"]
     assert response.status_code == 200 and response.json()["status"] == "ok", response.text
     assert response.json()["reward"] == 4.0
+
+
+def test_a_request_without_the_token_is_refused_before_its_body_is_read(make_server):
+    """Only headers arrive, announcing a 30 MB body: the answer must come without waiting for it."""
+    import socket
+
+    from tests.conftest import inprocess_service
+
+    server = make_server(inprocess_service(), token="s3cret")
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 30000000\r\n\r\n")
+        reply = b""
+        while b"UNAUTHENTICATED" not in reply:  # times out (on main) if the server waits for the body first
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 401") and b"UNAUTHENTICATED" in reply
+    assert httpx.get(server.rest_url + "/readyz").status_code == 200  # health stays open
+    body = {"reward": "arithmetic", "item": {"id": "1", "completion": "1"}}
+    assert httpx.post(server.rest_url + "/v1/score", json=body).status_code == 401
+    ok = httpx.post(server.rest_url + "/v1/score", json=body, headers={"authorization": "Bearer s3cret"})
+    assert ok.status_code == 200

@@ -16,7 +16,7 @@ from trainer.config import TrainConfig
 from trainer.ppo import PPOTrainer
 from trainer.scorer import Scores
 from trainer.tasks.arithmetic_task import ArithmeticTask
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 
 def tiny_lm(family: str, tokenizer):
@@ -218,8 +218,10 @@ def test_gradient_checkpointing_gives_the_same_gradients_and_really_recomputes()
         assert torch.allclose(grads[True][name], grad, atol=1e-5, rtol=0), name
 
 
-ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+def accelerate(*extra: str) -> list[str]:
+    """`accelerate launch` with 2 processes on a free rendezvous port (the default 29500 may linger)."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()), *extra]
 
 
 def test_two_processes_make_the_same_update_as_one_on_the_same_batch(tmp_path):
@@ -228,7 +230,7 @@ def test_two_processes_make_the_same_update_as_one_on_the_same_batch(tmp_path):
     single = subprocess.run([sys.executable, "tests/dp_update.py", str(one)], cwd=REPO, capture_output=True,
                             text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
-    double = subprocess.run([*ACCELERATE, "tests/dp_update.py", str(two)], cwd=REPO, capture_output=True, text=True,
+    double = subprocess.run([*accelerate("--multi_gpu"), "tests/dp_update.py", str(two)], cwd=REPO, capture_output=True, text=True,
                             timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
     a, b = torch.load(one), torch.load(two)
@@ -258,7 +260,7 @@ def test_rlpr_train_processes_runs_under_accelerate_and_only_the_main_process_wr
 
 
 def test_grpo_runs_under_accelerate_launch_with_two_cpu_processes(tmp_path):
-    result = subprocess.run([*ACCELERATE, "--module", "rlpr", "train", "--algo", "grpo", "--task", "arithmetic",
+    result = subprocess.run([*accelerate("--multi_gpu"), "--module", "rlpr", "train", "--algo", "grpo", "--task", "arithmetic",
                              "--arithmetic-model-size", "1x32", "--batch-size", "8", "--mini-batch-size", "8",
                              "--num-generations", "4", "--steps", "2", "--bent-coef", "0.1", "--out", str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -269,9 +271,10 @@ def test_grpo_runs_under_accelerate_launch_with_two_cpu_processes(tmp_path):
     assert (tmp_path / "checkpoint").is_dir()
 
 
-FSDP = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/fsdp.yaml",
-        "--num_processes", "2", "--mixed_precision", "no", "-m", "rlpr", "train", "--task", "arithmetic",
-        "--arithmetic-model-size", "2x32", "--batch-size", "8", "--mini-batch-size", "8", "--steps", "2"]
+def fsdp_run(*extra: str) -> list[str]:
+    return [*accelerate("--config_file", "configs/accelerate/fsdp.yaml"), "-m", "rlpr", "train", "--task",
+            "arithmetic", "--arithmetic-model-size", "2x32", "--batch-size", "8", "--mini-batch-size", "8",
+            "--steps", "2", *extra]
 
 
 def test_the_shipped_fsdp_config_loads_in_accelerate_and_grpo_runs_under_it(tmp_path):
@@ -281,7 +284,7 @@ def test_the_shipped_fsdp_config_loads_in_accelerate_and_grpo_runs_under_it(tmp_
 
     config = ClusterConfig.from_yaml_file(os.path.join(REPO, "configs", "accelerate", "fsdp.yaml"))
     assert config.distributed_type == "FSDP" and config.fsdp_config["fsdp_version"] == 2
-    result = subprocess.run([*FSDP, "--algo", "grpo", "--num-generations", "4", "--out", str(tmp_path)], cwd=REPO,
+    result = subprocess.run(fsdp_run("--algo", "grpo", "--num-generations", "4", "--out", str(tmp_path)), cwd=REPO,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = "sharded with FSDP" if torch.cuda.device_count() > 1 else "data parallel"
@@ -290,5 +293,5 @@ def test_the_shipped_fsdp_config_loads_in_accelerate_and_grpo_runs_under_it(tmp_
 
 
 def test_ppo_refuses_the_fsdp_config_instead_of_silently_replicating(tmp_path):
-    result = subprocess.run([*FSDP, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(fsdp_run("--out", str(tmp_path)), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0 and "PPO replicates the model on every process" in result.stderr

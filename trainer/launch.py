@@ -9,8 +9,6 @@ import dataclasses
 import subprocess
 import sys
 
-import torch
-
 
 def config_argv(config) -> list[str]:
     """Command-line flags that rebuild `config`: every field that differs from its default."""
@@ -33,9 +31,18 @@ def config_argv(config) -> list[str]:
 def launch_command(config) -> list[str]:
     processes = str(config.processes)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", processes,
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port())]  # not the fixed default: two runs may share a machine
     command.append("--multi_gpu")  # torchrun underneath: gloo between CPU processes, NCCL between GPUs
     return command + ["--module", "rlpr", "train", *config_argv(config)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def relaunch(config) -> int:

@@ -1,7 +1,8 @@
 """REST front on FastAPI. Like the gRPC servicer, it only translates.
 
-Routers carry the endpoints; `Depends` carries authentication. A request body is refused
-before parsing when over the size limit, a client that disconnects withdraws its work, and
+Routers carry the endpoints; `RequestGate` checks the token, before any body is read, on every
+path but health and the docs' static files. A request body is refused before parsing when over
+the size limit, a client that disconnects withdraws its work, and
 every error, FastAPI's own included, answers with one envelope:
 `{"error": {"code": <gRPC code name>, "message": ...}}`.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Annotated, Awaitable, TypeVar, Union
+from typing import Awaitable, TypeVar, Union
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
@@ -19,12 +20,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reward_contract.errors import QUOTED_NAMES, Cancelled, RlprError, Unauthenticated, quoted
+from reward_contract.errors import QUOTED_NAMES, Cancelled, RlprError, quoted
 from reward_contract.types import RewardItem, ScoredItem
 from reward_service.core.service import RewardService
 
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.5
+UNAUTHENTICATED_MESSAGE = "missing or wrong 'Authorization: Bearer <token>' header"
 _HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
                  413: "RESOURCE_EXHAUSTED", 415: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT"}
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
@@ -87,17 +89,29 @@ class RewardKindOut(BaseModel):
     label_field: str
 
 
-class SizeLimitMiddleware:
-    """Refuses bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+OPEN_PATHS = ("/livez", "/readyz", "/healthz")  # health, for probes: no token
+OPEN_PREFIX = "/docs/assets/"  # the docs page's scripts and styles (the page itself needs the token)
 
-    def __init__(self, app, max_bytes: int):
+
+class RequestGate:
+    """Before any body is read: refuses a request without the token (401), then bodies over
+    `max_bytes` (413), whether or not Content-Length is sent. A client without the token costs the
+    server its headers only, not up to `max_bytes` of body."""
+
+    def __init__(self, app, max_bytes: int, token: str = ""):
         self.app = app
         self.max_bytes = max_bytes
+        self.expected = f"Bearer {token}".encode() if token else b""
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        path = scope["path"]
+        if self.expected and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIX) and \
+                not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
+            return await _error("UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE, 401)({"type": "http"}, None, send)
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._reject(send)
         # Read the whole body first (it is bounded by the limit) so an oversized chunked
@@ -168,8 +182,8 @@ def scoring_router(service: RewardService) -> APIRouter:
     return router
 
 
-def operations_router(service: RewardService, guarded: list) -> APIRouter:
-    """Health (open, for probes), metrics and docs (guarded like the scoring endpoints)."""
+def operations_router(service: RewardService) -> APIRouter:
+    """Health (open, for probes), and metrics (behind the token like the scoring endpoints)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/livez")
@@ -198,7 +212,7 @@ def operations_router(service: RewardService, guarded: list) -> APIRouter:
 
     router.add_api_route("/healthz", readyz, methods=["GET"], summary="Readiness (alias of /readyz)")
 
-    @router.get("/metrics", dependencies=guarded)
+    @router.get("/metrics")
     async def metrics() -> Response:
         """Prometheus metrics."""
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -209,28 +223,22 @@ def operations_router(service: RewardService, guarded: list) -> APIRouter:
 def create_app(service: RewardService, token: str = "", max_request_bytes: int = 32 << 20) -> FastAPI:
     from swagger_ui_bundle import swagger_ui_path
 
-    # async: FastAPI runs a plain `def` dependency in a thread pool, a thread hop per request.
-    async def require_token(authorization: Annotated[str, Header()] = "") -> None:
-        if token and not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
-            raise Unauthenticated("missing or wrong 'Authorization: Bearer <token>' header")
-
-    guarded = [Depends(require_token)]
     # The docs and the schema are guarded like every endpoint but health, and served from
     # this process (no CDN): /docs works on a machine without internet access.
     app = FastAPI(title="rlpr reward service", version="1", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SizeLimitMiddleware, max_bytes=max_request_bytes)
-    app.include_router(scoring_router(service), dependencies=guarded)
+    app.add_middleware(RequestGate, max_bytes=max_request_bytes, token=token)
+    app.include_router(scoring_router(service))
     from reward_service.fronts.openrlhf import openrlhf_router
 
-    app.include_router(openrlhf_router(service), dependencies=guarded)
-    app.include_router(operations_router(service, guarded))
+    app.include_router(openrlhf_router(service))
+    app.include_router(operations_router(service))
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+    @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/docs", include_in_schema=False, dependencies=guarded)
+    @app.get("/docs", include_in_schema=False)
     async def docs():
         return get_swagger_ui_html(openapi_url="/openapi.json", title="rlpr reward service",
                                    swagger_js_url="/docs/assets/swagger-ui-bundle.js",
