@@ -295,3 +295,17 @@ def test_the_shipped_fsdp_config_loads_in_accelerate_and_grpo_runs_under_it(tmp_
 def test_ppo_refuses_the_fsdp_config_instead_of_silently_replicating(tmp_path):
     result = subprocess.run(fsdp_run("--out", str(tmp_path)), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0 and "PPO replicates the model on every process" in result.stderr
+
+
+@pytest.mark.parametrize("peft", ["none", "lora"])
+def test_the_first_kl_is_exactly_zero_on_left_padded_prompts(peft):
+    """The reference's forward pass must use the policy's position ids: prompts of 2-8 words are padded."""
+    from trainer.tasks.sentiment import SentimentTask
+
+    task = SentimentTask()
+    tokenizer, lm = task.load()
+    config = TrainConfig(batch_size=16, mini_batch_size=8, kl_coef="0.1", peft=peft, lora_r=4)
+    trainer = PPOTrainer(task, tokenizer, models.prepare(lm, config), config, torch.device("cpu"))
+    rollout = trainer.rollout(task.prompts(16, random.Random(0)))
+    assert (rollout.gen.attention_mask[:, :rollout.gen.prompt_len] == 0).any()  # some rows are padded
+    assert torch.equal(rollout.ref_logprobs, rollout.old_logprobs)

@@ -13,6 +13,7 @@ from reward_contract.types import ItemStatus, RewardItem
 from trainer.tasks.base import Prompt
 
 log = logging.getLogger(__name__)
+PROBE_DEADLINE_S = 60.0
 
 
 @dataclass
@@ -96,7 +97,9 @@ def probe_reward(client: RewardClient, reward: str, options: Mapping[str, str], 
     configuration error: the run starts and masks such batches until the service serves."""
     item = RewardItem("probe", prompt.text, "", dict(prompt.reference))
     try:
-        [result] = client.score(reward, [item], options, deadline_s)
+        # Bounded: a busy service (a Ludii batch's deadline is 30 min) must not hold the start; a probe
+        # that times out says nothing about the configuration.
+        [result] = client.score(reward, [item], options, min(deadline_s, PROBE_DEADLINE_S))
     except RlprError as exc:
         log.warning("the reward service could not score a probe item; starting anyway: %s", exc)
         return
