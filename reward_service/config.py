@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from reward_contract.errors import ConfigError
+from reward_service.core.health import LIVE_S
 
 DEFAULT_REST_ADDR = os.environ.get("RLPR_REST_ADDR", "127.0.0.1:8000")
 DEFAULT_GRPC_ADDR = os.environ.get("RLPR_GRPC_ADDR", "127.0.0.1:50051")
@@ -107,7 +108,11 @@ class WorkerConfig:
     name: str = ""
     """Worker name; empty picks a unique one."""
     heartbeat_s: float = 1.0
-    """How often a busy worker proves it is alive; a dead one is noticed within ~3x this."""
+    """How often a busy worker proves it is alive."""
+    dead_after_s: float = LIVE_S
+    """A busy worker silent this long is declared dead and its chunk is run again (delivery is at least
+    once). Shorter recovers from a killed worker sooner; longer runs a briefly stalled worker's chunk
+    twice less often. The API stops routing to a worker after the same 20 s."""
     burst: bool = False
     """Exit when the queues are empty (for scripts and tests)."""
     log_level: str = "WARNING"
@@ -123,6 +128,9 @@ class WorkerConfig:
             raise ConfigError(f"unknown queue(s) {unknown or [self.queues]}; valid queues: {', '.join(valid)}")
         if self.heartbeat_s <= 0:
             raise ConfigError(f"--heartbeat-s must be > 0, got {self.heartbeat_s}")
+        if not self.dead_after_s >= 2 * self.heartbeat_s:
+            raise ConfigError(f"--dead-after-s must be at least twice --heartbeat-s ({self.heartbeat_s:g}), so one "
+                              f"late beat is not death; got {self.dead_after_s:g}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"--log-level {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 

@@ -225,3 +225,120 @@ def test_a_request_without_the_token_is_refused_before_its_body_is_read(make_ser
     assert httpx.post(server.rest_url + "/v1/score", json=body).status_code == 401
     ok = httpx.post(server.rest_url + "/v1/score", json=body, headers={"authorization": "Bearer s3cret"})
     assert ok.status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stopped_s, dead_after_s, runs", [(8, 20, 1), (6, 3, 2)])
+def test_a_stopped_worker_is_declared_dead_only_after_dead_after_s(workers, redis_url, make_server,
+                                                                   stopped_s, dead_after_s, runs):
+    """SIGSTOP a busy worker while a second one waits. A stop shorter than `--dead-after-s` (the default,
+    20 s) runs the chunk once; on main a 6 s stop already ran it twice. A longer stop runs it again on
+    the other worker (at least once), and the caller gets one answer either way."""
+    server = make_server(service_on(redis_url, cache=False, retries=2))
+    from tests.plugins.fake_rewards import SCORED_COUNTER  # after the registry has loaded it as a plugin
+
+    redis = Redis.from_url(redis_url)
+    redis.delete(SCORED_COUNTER)
+    stopped = workers.start("test_slow", dead_after_s=dead_after_s)
+    caller, answer = post_in_background(server, {"reward": "test_slow", "deadline_ms": 40000, "item": {
+        "id": "1", "completion": "abc", "reference": {"sleep_s": "2"}}})
+    queue = Queue("test_slow", connection=redis)
+    wait_for(lambda: queue.started_job_registry.count > 0, 10, "the job to start")
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        workers.start("test_slow")
+        time.sleep(stopped_s)
+        assert httpx.get(server.rest_url + "/readyz?reward=test_slow").status_code == 200  # still served
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    caller.join(timeout=40)
+    response = answer["response"]
+    assert response.status_code == 200 and response.json()["status"] == "ok", response.text
+    wait_for(lambda: int(redis.get(SCORED_COUNTER) or 0) >= runs, 10, f"{runs} run(s) of the chunk")
+    time.sleep(3)  # a run it should not have made would finish meanwhile
+    assert int(redis.get(SCORED_COUNTER)) == runs
+
+
+@pytest.fixture
+def silent_hub(monkeypatch):
+    """A Hugging Face endpoint that takes connections and never answers: a process that asks the hub
+    anything hangs on it for the hub client's timeout (10 s and more)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield
+    listener.close()
+
+
+def classify(server, model: str) -> tuple[dict, float]:
+    started = time.monotonic()
+    response = httpx.post(server.rest_url + "/v1/score", timeout=60, json={
+        "reward": "sentiment_classifier", "options": {"model": model}, "item": {"id": "1", "completion": "great"}})
+    return response, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_a_classifier_worker_loads_only_allowed_models_and_never_asks_the_network(workers, redis_url, make_server,
+                                                                                  tmp_path, monkeypatch, silent_hub):
+    """On main `/etc/passwd` answered "not a valid JSON file" (a file-existence oracle) and an unknown hub
+    name held the worker on the network. The API here does not check the list: the worker must."""
+    from tests.helpers import save_tiny_classifier
+
+    path = save_tiny_classifier(tmp_path / "clf")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("RLPR_CLASSIFIER_MODELS", f"tiny={path},someone/not-in-the-cache")
+    workers.start("sentiment_classifier")
+    server = make_server(service_on(redis_url, cache=False))
+    served, _ = classify(server, "tiny")
+    assert served.status_code == 200 and served.json()["status"] == "ok", served.text
+    for probe in ("/etc/passwd", str(path), "someone/else"):  # a path, even the allowed model's own, is not a name
+        refused, _ = classify(server, probe)
+        error = refused.json()["error"]
+        assert refused.json()["status"] == "error" and "is not one this service allows" in error, error
+        assert "allowed: someone/not-in-the-cache, tiny" in error and "JSON" not in error
+    missing, took = classify(server, "someone/not-in-the-cache")
+    assert missing.json()["status"] == "error" and "cannot load the classifier" in missing.json()["error"]
+    assert "RLPR_MODEL_CACHE" in missing.json()["error"] and str(tmp_path) not in missing.json()["error"]
+    assert took < 5, f"{took:.1f} s: the worker asked the network for the model"
+
+
+@pytest.mark.slow
+def test_the_api_refuses_a_classifier_model_the_operator_did_not_allow(tmp_path, silent_hub):
+    """`rlpr serve` checks the list itself (INVALID_ARGUMENT / 422 naming the allowed set), and without
+    a list no model at all is allowed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, free_port
+    from tests.system import wait_for
+
+    for allowed, expected in (("tiny=/nowhere", "allowed: tiny"), ("", "allowed: none (the operator has not set "
+                                                                        "RLPR_CLASSIFIER_MODELS)")):
+        port = free_port()
+        env = dict(os.environ, RLPR_CLASSIFIER_MODELS=allowed)
+        proc = subprocess.Popen([sys.executable, "-m", "rlpr", "serve", "--backend", "inprocess", "--rest-addr",
+                                 f"127.0.0.1:{port}", "--grpc-addr", "127.0.0.1:0"], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            server = type("Server", (), {"rest_url": f"http://127.0.0.1:{port}"})
+            wait_for(lambda: httpx.get(server.rest_url + "/livez").status_code == 200, 60, "the API")
+            response, took = classify(server, "/etc/passwd")
+            assert response.status_code == 422 and expected in response.json()["error"]["message"], response.text
+            assert took < 5
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def test_a_malformed_classifier_allowlist_says_how_to_write_one(monkeypatch):
+    from reward_contract.errors import ConfigError
+    from reward_service.rewards.sentiment_classifier import allowed_models
+
+    monkeypatch.setenv("RLPR_CLASSIFIER_MODELS", "tiny=/models/tiny, lvwerra/distilbert-imdb ,")
+    assert allowed_models() == {"tiny": "/models/tiny", "lvwerra/distilbert-imdb": "lvwerra/distilbert-imdb"}
+    for bad in ("=/models/tiny", "tiny="):
+        monkeypatch.setenv("RLPR_CLASSIFIER_MODELS", bad)
+        with pytest.raises(ConfigError, match="is not NAME or NAME=PATH"):
+            allowed_models()

@@ -143,5 +143,5 @@ def test_a_classifier_model_that_is_not_there_says_where_models_come_from(tmp_pa
     spec = get_reward("sentiment_classifier")
     [result] = score_items(spec, spec.options({"model": str(tmp_path / "no-such-model")}), [RewardItem("a", "", "x")])
     assert result.status is ItemStatus.ERROR
-    assert "workers never download models" in result.error and "RLPR_MODEL_CACHE" in result.error
+    assert "workers never download models" in result.error and "give a local model directory" in result.error
     assert "HF_HOME" not in result.error and "/root" not in result.error  # nothing of the worker's own set-up

@@ -19,7 +19,11 @@ from typing import Mapping
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
-LIVE_S = 15.0  # an idle worker heartbeats every 5 s (worker.IDLE_HEARTBEAT_S); three missed beats is dead
+# A worker silent this long is dead: the API stops sending it work, and (as the worker's own
+# `--dead-after-s`) its running chunk goes back on the queue. Idle workers beat every 5 s and busy
+# ones every second, so a GC pause, a swap storm or a brief SIGSTOP is not taken for death: a chunk
+# declared dead too soon runs twice (tests/test_faults.py, bench/faults.py).
+LIVE_S = 20.0
 STALE_S = 5.0  # a running monitor finishes a check every interval, or every STALL_S (2 s) when Redis is silent
 REJOIN_S = 5.0  # after Redis comes back, how long its workers may take to register again (they take ~1 s)
 

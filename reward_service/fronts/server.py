@@ -133,6 +133,9 @@ class Fronts:
 
 
 def serve(config: ServeConfig) -> int:
+    from reward_service.rewards import sentiment_classifier
+
+    sentiment_classifier.lock_down()  # clients name only models the operator allowed
     service = RewardService.from_config(config)
     fronts = Fronts(service, config.grpc_addr, config.rest_addr, auth_token(config.auth_token),
                     config.max_request_bytes)

@@ -4,8 +4,9 @@ Forking per job costs more than a cheap reward and kills a JVM, so every worker 
 SimpleWorker; the Ludii engine's JVM lives in a spawned child process that a supervisor
 restarts when an evaluation overruns (reward_service/ludii/engine.py). Beyond RQ's own:
 
-- a busy worker heartbeats from a thread with a short TTL, so RQ notices a SIGKILLed worker
-  within seconds and retries its job on another one;
+- a busy worker heartbeats from a thread every second, and one silent for `--dead-after-s` (20 s)
+  is dead: RQ retries its job on another worker. Not sooner, or a briefly stalled worker's job
+  would run twice;
 - an idle worker heartbeats every IDLE_HEARTBEAT_S, so the API tells a live worker from a gone one;
 - when Redis goes away the worker waits for it, polling every REDIS_POLL_S, and goes on
   (RQ's own backoff grows to 60 s, and a Redis error mid-job makes RQ's worker exit);
@@ -33,6 +34,7 @@ from rq.worker import WorkerStatus
 from reward_contract.errors import ConfigError
 from reward_service.config import WorkerConfig
 from reward_service.core import rq_gaps
+from reward_service.core.health import LIVE_S
 
 log = logging.getLogger(__name__)
 IDLE_HEARTBEAT_S = 5  # RQ blocks on the queues for worker_ttl - 15 s between heartbeats
@@ -47,6 +49,7 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 class RewardWorker(SimpleWorker):
     heartbeat_s: float = 1.0
+    dead_after_s: float = LIVE_S
     # RQ's reconnect loop in dequeue: poll every second instead of backing off to a minute.
     exponential_backoff_factor = 1.0
     max_connection_wait_time = 1.0
@@ -65,8 +68,8 @@ class RewardWorker(SimpleWorker):
         self._prepared_job_id: str | None = None  # whose start prepare_execution already wrote
 
     def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
-        # Expire our started-job entry soon after heartbeats stop: that is how death is noticed.
-        return max(2, int(3 * self.heartbeat_s + 1))
+        # Our started-job entry expires dead_after_s after the last beat: that is how death is noticed.
+        return max(1, math.ceil(self.dead_after_s))
 
     def execute_job(self, job, queue):
         try:
@@ -195,6 +198,9 @@ class RewardWorker(SimpleWorker):
 
 
 def run_worker(config: WorkerConfig) -> int:
+    from reward_service.rewards import sentiment_classifier
+
+    sentiment_classifier.lock_down()  # only models the operator allowed, and never from the network
     if "ludii" in config.queue_list:
         from reward_service.ludii.engine import LudiiUnavailable, get_engine
 
@@ -205,7 +211,7 @@ def run_worker(config: WorkerConfig) -> int:
     redis = Redis.from_url(config.redis_url)
     queues = [Queue(name, connection=redis) for name in config.queue_list]
     worker = RewardWorker(queues, connection=redis, name=config.name or None, maintenance_interval=5)
-    worker.heartbeat_s = config.heartbeat_s
+    worker.heartbeat_s, worker.dead_after_s = config.heartbeat_s, config.dead_after_s
     print(f"rlpr worker {worker.name}: pid {os.getpid()}, queues {','.join(config.queue_list)}", flush=True)
     # No RQ scheduler: it runs in a forked process. Retries are immediate (Retry without an
     # interval), so none is needed.
