@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from reward_contract.errors import ConfigError
-from reward_service.core.health import LIVE_S
 
 DEFAULT_REST_ADDR = os.environ.get("RLPR_REST_ADDR", "127.0.0.1:8000")
 DEFAULT_GRPC_ADDR = os.environ.get("RLPR_GRPC_ADDR", "127.0.0.1:50051")
 DEFAULT_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# A worker silent this long is dead: the API stops routing to it, and (as the worker's own
+# `--dead-after-s`) its running chunk goes back on the queue. Idle workers beat every 5 s and busy
+# ones every second, so a GC pause, a swap storm or a brief SIGSTOP is not taken for death: a chunk
+# declared dead too soon runs twice (tests/test_faults.py, bench/faults.py).
+DEAD_AFTER_S = 20.0
 
 
 def split_addr(addr: str, what: str) -> tuple[str, int]:
@@ -109,7 +113,7 @@ class WorkerConfig:
     """Worker name; empty picks a unique one."""
     heartbeat_s: float = 1.0
     """How often a busy worker proves it is alive."""
-    dead_after_s: float = LIVE_S
+    dead_after_s: float = DEAD_AFTER_S
     """A busy worker silent this long is declared dead and its chunk is run again (delivery is at least
     once). Shorter recovers from a killed worker sooner; longer runs a briefly stalled worker's chunk
     twice less often. The API stops routing to a worker after the same 20 s."""

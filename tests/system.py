@@ -49,6 +49,42 @@ class PrivateRedis:
         self.proc.wait(timeout=10)
 
 
+class ServeProcess:
+    """`rlpr serve` in a process of its own (what a test measures, or configures by environment)."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.rest_port, self.grpc_port = free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rlpr", "serve", "--rest-addr", f"127.0.0.1:{self.rest_port}",
+             "--grpc-addr", f"127.0.0.1:{self.grpc_port}", *args],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: httpx.get(f"{self.rest_url}/livez").status_code == 200, 60, "rlpr serve")
+        except TimeoutError:
+            self.close()
+            raise
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def rss_mb(self) -> float:
+        status = pathlib.Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class Topology:
     """`rlpr up` on free ports; its output is kept in a log file for failure messages."""
 

@@ -18,12 +18,10 @@ from typing import Mapping
 
 from redis.exceptions import RedisError
 
+from reward_service.config import DEAD_AFTER_S
+
 log = logging.getLogger(__name__)
-# A worker silent this long is dead: the API stops sending it work, and (as the worker's own
-# `--dead-after-s`) its running chunk goes back on the queue. Idle workers beat every 5 s and busy
-# ones every second, so a GC pause, a swap storm or a brief SIGSTOP is not taken for death: a chunk
-# declared dead too soon runs twice (tests/test_faults.py, bench/faults.py).
-LIVE_S = 20.0
+LIVE_S = DEAD_AFTER_S  # a worker whose last heartbeat is older is dead: no work is routed to it
 STALE_S = 5.0  # a running monitor finishes a check every interval, or every STALL_S (2 s) when Redis is silent
 REJOIN_S = 5.0  # after Redis comes back, how long its workers may take to register again (they take ~1 s)
 

@@ -22,6 +22,7 @@ from reward_service.config import ServeConfig
 from reward_service.core.backends import POLL_S, STALL_S, Backend, InProcessBackend, QueueBackend
 from reward_service.core.cache import ResultCache
 from reward_service.core.health import Health, HealthMonitor
+from reward_service.core.memory import MemoryReleaser
 from reward_service.core.prometheus import ServiceMetrics
 from reward_service.core.request import Limits, ResolvedRequest, resolve
 from reward_service.rewards import REGISTRY, get_reward
@@ -52,6 +53,7 @@ class RewardService:
         self.limits = limits
         self.metrics = metrics or ServiceMetrics()
         self.monitor = monitor  # None: nothing to watch (in-process scoring)
+        self.memory = MemoryReleaser()  # both fronts give big requests' memory back through it
         self._inflight: dict[str, int] = {}  # items in flight, by reward
         self._requests = 0  # requests in flight
         self._labelled_cache: dict[tuple, object] = {}  # see _labelled

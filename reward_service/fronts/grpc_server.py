@@ -31,13 +31,23 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 class RewardServicer:
     def __init__(self, service: RewardService):
         self.service = service
+        self.memory = service.memory
 
+    # An abort is an exception whose traceback holds these frames, in a cycle that only the garbage
+    # collector frees: no frame of ours on that path may still hold the message.
     async def Score(self, raw: bytes, context) -> pb.ScoreResponse:
-        return await self._translate_errors(context, self._score(raw, context))
+        size, call = len(raw), self._score(raw, context)
+        del raw
+        async with self.memory.request(size):
+            return await self._translate_errors(context, call)
 
     async def ScoreStream(self, raws, context):
         async for raw in raws:
-            yield await self._translate_errors(context, self._score(raw, context))
+            size, call = len(raw), self._score(raw, context)
+            del raw
+            async with self.memory.request(size):
+                response = await self._translate_errors(context, call)
+            yield response
 
     async def ListRewards(self, raw: bytes, context) -> pb.ListRewardsResponse:
         return pb.ListRewardsResponse(rewards=[codec.kind_to_pb(k) for k in self.service.kinds()])
@@ -57,9 +67,12 @@ class RewardServicer:
         try:
             return await call
         except RlprError as exc:
-            self.service.metrics.request_errors.labels("grpc", exc.grpc_code).inc()
-            trailing = (("retry-after-ms", str(round(exc.retry_after_s * 1000))),) if exc.retry_after_s else ()
-            await context.abort(grpc.StatusCode[exc.grpc_code], exc.message, trailing_metadata=trailing)
+            code, message, retry_after_s = exc.grpc_code, exc.message, exc.retry_after_s
+        # Abort outside the except block: inside it, the abort's exception would chain this one, whose
+        # traceback holds the request's frames (a 30 MB message, parsed).
+        self.service.metrics.request_errors.labels("grpc", code).inc()
+        trailing = (("retry-after-ms", str(round(retry_after_s * 1000))),) if retry_after_s else ()
+        await context.abort(grpc.StatusCode[code], message, trailing_metadata=trailing)
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
@@ -115,6 +128,7 @@ def create_server(service: RewardService, addr: str, token: str = "", max_messag
     """Build and bind (not start) the gRPC server; `addr` may use port 0. Returns (server, port).
 
     A port another server holds is an error: SO_REUSEPORT is off, so two servers never share one."""
+    service.memory.limit_arenas()
     server = grpc.aio.server(
         interceptors=[TokenAuthInterceptor(token)] if token else [],
         options=[("grpc.max_receive_message_length", max_message_bytes),

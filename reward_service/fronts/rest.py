@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reward_contract.errors import QUOTED_NAMES, Cancelled, RlprError, quoted
 from reward_contract.types import RewardItem, ScoredItem
+from reward_service.core.memory import MemoryReleaser
 from reward_service.core.service import RewardService
 
 T = TypeVar("T")
@@ -98,9 +99,10 @@ class RequestGate:
     `max_bytes` (413), whether or not Content-Length is sent. A client without the token costs the
     server its headers only, not up to `max_bytes` of body."""
 
-    def __init__(self, app, max_bytes: int, token: str = ""):
+    def __init__(self, app, max_bytes: int, memory: MemoryReleaser, token: str = ""):
         self.app = app
         self.max_bytes = max_bytes
+        self.memory = memory
         self.expected = f"Bearer {token}".encode() if token else b""
 
     async def __call__(self, scope, receive, send):
@@ -129,7 +131,9 @@ class RequestGate:
         async def replay():
             return messages.pop(0) if messages else await receive()
 
-        await self.app(scope, replay, send)
+        del message
+        async with self.memory.request(received):
+            await self.app(scope, replay, send)
 
     async def _reject(self, send):
         response = _error("RESOURCE_EXHAUSTED", f"body over {self.max_bytes} bytes", 413)
@@ -226,7 +230,7 @@ def create_app(service: RewardService, token: str = "", max_request_bytes: int =
     # The docs and the schema are guarded like every endpoint but health, and served from
     # this process (no CDN): /docs works on a machine without internet access.
     app = FastAPI(title="rlpr reward service", version="1", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(RequestGate, max_bytes=max_request_bytes, token=token)
+    app.add_middleware(RequestGate, max_bytes=max_request_bytes, memory=service.memory, token=token)
     app.include_router(scoring_router(service))
     from reward_service.fronts.openrlhf import openrlhf_router
 

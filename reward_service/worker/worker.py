@@ -32,9 +32,8 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from reward_contract.errors import ConfigError
-from reward_service.config import WorkerConfig
+from reward_service.config import DEAD_AFTER_S, WorkerConfig
 from reward_service.core import rq_gaps
-from reward_service.core.health import LIVE_S
 
 log = logging.getLogger(__name__)
 IDLE_HEARTBEAT_S = 5  # RQ blocks on the queues for worker_ttl - 15 s between heartbeats
@@ -49,7 +48,7 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 class RewardWorker(SimpleWorker):
     heartbeat_s: float = 1.0
-    dead_after_s: float = LIVE_S
+    dead_after_s: float = DEAD_AFTER_S
     # RQ's reconnect loop in dequeue: poll every second instead of backing off to a minute.
     exponential_backoff_factor = 1.0
     max_connection_wait_time = 1.0
