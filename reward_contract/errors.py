@@ -76,9 +76,18 @@ class Cancelled(RlprError):
     http_status = 499
 
 
+class Internal(RlprError):
+    """A fault of the server's own. Its message is stable and names an error id; the detail is in the
+    server's log under that id, never in the answer."""
+
+    @classmethod
+    def reported(cls, error_id: str) -> "Internal":
+        return cls(f"internal error {error_id}; the server's log has its detail under that id")
+
+
 ERRORS_BY_GRPC_CODE: dict[str, type[RlprError]] = {
     cls.grpc_code: cls for cls in (InvalidArgument, Unauthenticated, ResourceExhausted, NoWorker, Unavailable,
-                                   DeadlineExceeded, Cancelled)
+                                   DeadlineExceeded, Cancelled, Internal)
 }
 
 

@@ -381,3 +381,36 @@ def test_the_api_gives_back_the_memory_of_a_burst_of_oversized_requests():
     finally:
         channel.close()
         server.close()
+
+
+def test_a_fault_of_the_servers_own_answers_internal_with_an_id_the_log_has(make_server, caplog):
+    """Any exception that is not one of ours reached clients as plain text (REST) or UNKNOWN with the
+    exception's own words (gRPC). Both fronts must answer INTERNAL, with an id and no internals."""
+    import grpc
+
+    from reward_contract.wire.v1 import reward_pb2 as pb
+    from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
+    from tests.conftest import inprocess_service
+
+    service = inprocess_service()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("connection string postgres://admin:hunter2@10.0.0.5")
+
+    service.resolve = broken
+    server = make_server(service)
+    rest = httpx.post(server.rest_url + "/v1/score", json={"reward": "arithmetic", "item": {"id": "1", "completion": "1"}})
+    assert rest.status_code == 500 and rest.json()["error"]["code"] == "INTERNAL", rest.text
+    channel = grpc.insecure_channel(server.grpc_target)
+    try:
+        with pytest.raises(grpc.RpcError) as error:
+            pb_grpc.RewardServiceStub(channel).Score(pb.ScoreRequest(reward="arithmetic", items=[pb.Item(id="1")]),
+                                                     timeout=30)
+    finally:
+        channel.close()
+    assert error.value.code() == grpc.StatusCode.INTERNAL
+    logged = {record.error_id: record for record in caplog.records if hasattr(record, "error_id")}
+    for message in (rest.json()["error"]["message"], error.value.details()):
+        assert "hunter2" not in message and "RuntimeError" not in message
+        error_id = message.split("internal error ")[1].split(";")[0]
+        assert "hunter2" in logged[error_id].exc_text or "hunter2" in str(logged[error_id].exc_info[1])

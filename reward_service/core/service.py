@@ -10,13 +10,14 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Sequence
 
 from redis.exceptions import RedisError
 
-from reward_contract.errors import ResourceExhausted, Unavailable
+from reward_contract.errors import Internal, ResourceExhausted, Unavailable
 from reward_contract.types import RewardItem, RewardKind, ScoredItem
 from reward_service.config import ServeConfig
 from reward_service.core.backends import POLL_S, STALL_S, Backend, InProcessBackend, QueueBackend
@@ -43,6 +44,13 @@ def redis_problem(exc: Exception) -> str:
     if isinstance(exc, RedisTimeoutError):
         return "redis did not answer in time"
     return "redis is unreachable"
+
+
+def internal_error(front: str) -> Internal:
+    """Log the exception being handled under a fresh error id, and the client's error naming that id."""
+    error_id = uuid.uuid4().hex[:16]
+    log.error("internal error", exc_info=True, extra={"error_id": error_id, "front": front})
+    return Internal.reported(error_id)
 
 
 class RewardService:

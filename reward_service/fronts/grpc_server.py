@@ -19,7 +19,7 @@ from reward_contract import codec
 from reward_contract.errors import InvalidArgument, RlprError
 from reward_contract.wire.v1 import reward_pb2 as pb
 from reward_service.core.health import Health
-from reward_service.core.service import RewardService
+from reward_service.core.service import RewardService, internal_error
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ class RewardServicer:
             return await call
         except RlprError as exc:
             code, message, retry_after_s = exc.grpc_code, exc.message, exc.retry_after_s
+        except Exception:  # noqa: BLE001 - a bug of ours: logged whole, answered without its internals
+            code, message, retry_after_s = "INTERNAL", internal_error("grpc").message, None
         # Abort outside the except block: inside it, the abort's exception would chain this one, whose
         # traceback holds the request's frames (a 30 MB message, parsed).
         self.service.metrics.request_errors.labels("grpc", code).inc()

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reward_contract.errors import QUOTED_NAMES, Cancelled, RlprError, quoted
 from reward_contract.types import RewardItem, ScoredItem
 from reward_service.core.memory import MemoryReleaser
-from reward_service.core.service import RewardService
+from reward_service.core.service import RewardService, internal_error
 
 T = TypeVar("T")
 DISCONNECT_POLL_S = 0.5
@@ -264,6 +264,11 @@ def create_app(service: RewardService, token: str = "", max_request_bytes: int =
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         return _error(_HTTP_TO_CODE.get(exc.status_code, "UNKNOWN"), str(exc.detail), exc.status_code, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):
+        service.metrics.request_errors.labels("rest", "INTERNAL").inc()
+        return _error("INTERNAL", internal_error("rest").message, 500)
 
     @app.exception_handler(RlprError)
     async def rlpr_error(request: Request, exc: RlprError):
