@@ -33,15 +33,17 @@ def wait_for(predicate, timeout: float, what: str):
 class PrivateRedis:
     """A redis-server of our own on a free loopback port, so a test may stop and restart it."""
 
-    def __init__(self):
+    def __init__(self, *args: str):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.args = args  # more redis-server options, e.g. --maxmemory 8mb
         self.proc = None
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      "--appendonly", "no", *self.args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: Redis.from_url(self.url).ping(), 10, "redis")
 
     def stop(self):

@@ -71,6 +71,20 @@ def test_a_worker_whose_registration_redis_lost_restores_it_and_is_served_again(
 
 
 @pytest.mark.slow
+def test_a_live_worker_stays_served_while_its_evicted_hash_is_written_again(workers, redis_url, make_server):
+    """Between an eviction and the worker's next heartbeat (up to 5 s when idle) the API once answered
+    "no worker": the monitor must go on counting a worker it saw alive less than 20 s ago."""
+    proc = workers.start("arithmetic")
+    redis = Redis.from_url(redis_url)
+    server = make_server(service_on(redis_url, cache=False))
+    assert served_within(server, 10) < 5
+    time.sleep(1.5)  # a monitor check that saw the worker whole
+    redis.delete(next(w.key for w in Worker.all(connection=redis) if w.pid == proc.pid))
+    time.sleep(1.5)  # a monitor check that finds no hash
+    assert served_within(server, 10) < 0.5
+
+
+@pytest.mark.slow
 def test_withdrawing_a_retried_job_at_its_deadline_answers_timeout_not_a_crash(workers, redis_url, make_server):
     """A worker dies mid-job, RQ requeues the job for its retry, no worker is left to run it, and the
     deadline passes while it waits: RQ cannot delete such a job (its execution record died with the
@@ -414,3 +428,74 @@ def test_a_fault_of_the_servers_own_answers_internal_with_an_id_the_log_has(make
         assert "hunter2" not in message and "RuntimeError" not in message
         error_id = message.split("internal error ")[1].split(";")[0]
         assert "hunter2" in logged[error_id].exc_text or "hunter2" in str(logged[error_id].exc_info[1])
+
+
+def _arithmetic_batch(request: int, size: int = 64) -> list[dict]:
+    return [{"id": f"{request}-{i}", "completion": f"{request} + {i}", "reference": {"previous": f"{request} + {i} + 0"}}
+            for i in range(size)]
+
+
+@pytest.mark.slow
+def test_a_full_redis_under_volatile_lru_loses_no_work_silently(workers, make_server):
+    """The supported policy (`rlpr up`, compose): Redis at its maxmemory, kept there by cache-like keys
+    with a TTL that keep arriving. Every item of every request is scored, or ends in a status that
+    says what happened; the worker's registration and the queues survive."""
+    from tests.system import PrivateRedis
+
+    redis_server = PrivateRedis("--maxmemory", "6mb", "--maxmemory-policy", "volatile-lru")
+    try:
+        redis = Redis.from_url(redis_server.url)
+        filler = "f" * 4096
+        for i in range(3000):  # 12 MB of expiring keys into 6 MB: eviction is running from here on
+            redis.set(f"filler:{i}", filler, ex=3600)
+        assert redis.info("stats")["evicted_keys"] > 0
+        proc = workers.start("arithmetic", redis_url=redis_server.url)
+        server = make_server(service_on(redis_server.url))
+        statuses: dict[str, int] = {}
+        for request in range(30):
+            for i in range(100):
+                redis.set(f"filler:{request}:{i}", filler, ex=3600)
+            response = httpx.post(server.rest_url + "/v1/score:batch", timeout=60, json={
+                "reward": "arithmetic", "deadline_ms": 20000, "items": _arithmetic_batch(request)})
+            assert response.status_code == 200, response.text
+            results = response.json()["results"]
+            assert [r["id"] for r in results] == [item["id"] for item in _arithmetic_batch(request)]
+            for result in results:
+                statuses[result["status"]] = statuses.get(result["status"], 0) + 1
+                assert result["status"] == "ok" or result["error"], result  # a failure says why
+        assert set(statuses) <= {"ok", "lost"} and statuses["ok"] >= 0.9 * sum(statuses.values()), statuses
+        # Its hash may be evicted at any moment; it is whole again within a heartbeat (5 s when idle).
+        wait_for(lambda: [w.queue_names() for w in Worker.all(connection=redis) if w.pid == proc.pid] == [
+            ["arithmetic"]], 10, "the worker's whole registration")
+    finally:
+        redis_server.stop()
+
+
+@pytest.mark.slow
+def test_a_full_redis_under_noeviction_says_the_queue_store_is_full_and_recovers(workers, make_server):
+    from tests.system import PrivateRedis
+
+    redis_server = PrivateRedis("--maxmemory", "6mb", "--maxmemory-policy", "noeviction")
+    try:
+        redis = Redis.from_url(redis_server.url)
+        workers.start("arithmetic", redis_url=redis_server.url)
+        server = make_server(service_on(redis_server.url, cache=False))
+        body = {"reward": "arithmetic", "items": _arithmetic_batch(0)}
+        assert httpx.post(server.rest_url + "/v1/score:batch", json=body, timeout=30).status_code == 200
+        from redis.exceptions import ResponseError
+
+        with pytest.raises(ResponseError, match="maxmemory"):
+            for i in range(3000):
+                redis.set(f"filler:{i}", "f" * 4096)
+        # Full for good, not at the edge where a freed client buffer lets the next write through.
+        redis.config_set("maxmemory", redis.info("memory")["used_memory"] - (1 << 20))
+        response = httpx.post(server.rest_url + "/v1/score:batch", json=body, timeout=30)
+        assert response.status_code == 503, response.text
+        message = response.json()["error"]["message"]
+        assert message.startswith("the queue store is full; retry later (request ") and "maxmemory" not in message
+        redis.delete(*[f"filler:{i}" for i in range(3000)])
+        redis.config_set("maxmemory", 6 << 20)
+        served = httpx.post(server.rest_url + "/v1/score:batch", json=body, timeout=30)
+        assert served.status_code == 200 and {r["status"] for r in served.json()["results"]} == {"ok"}
+    finally:
+        redis_server.stop()

@@ -43,6 +43,10 @@ class Health:
 IN_PROCESS = Health(redis=True, everything=True)
 
 
+def _age_s(now: datetime, beat: datetime) -> float:
+    return (now - beat.replace(tzinfo=beat.tzinfo or timezone.utc)).total_seconds()
+
+
 class HealthMonitor:
     def __init__(self, redis, interval_s: float = 1.0):
         self.redis = redis  # synchronous: RQ's registry API is synchronous
@@ -51,6 +55,7 @@ class HealthMonitor:
         self._seen_redis = False  # Redis answered once: an outage from now on is an outage, not a first start
         self._redis_back_at = -math.inf
         self._checked_at = -math.inf
+        self._seen: dict[str, tuple[datetime, tuple[str, ...]]] = {}  # worker -> (last heartbeat, queues)
 
     def check(self) -> Health:
         from rq import Worker
@@ -61,12 +66,19 @@ class HealthMonitor:
         except RedisError:
             return Health(redis=False)
         now = datetime.now(timezone.utc)
-        counts: dict[str, int] = {}
+        # Workers as last seen whole. Redis may evict a live worker's hash (RQ gives it a TTL) or keep
+        # only part of it; the worker writes it again within seconds, and meanwhile what this monitor
+        # saw of it less than LIVE_S ago still holds: eviction must not turn a reward "unserved".
+        seen = {name: last for name, last in self._seen.items() if _age_s(now, last[0]) < LIVE_S}
         for worker in workers:
-            beat = worker.last_heartbeat
-            if beat is not None and (now - beat.replace(tzinfo=beat.tzinfo or timezone.utc)).total_seconds() < LIVE_S:
-                for queue in worker.queue_names():
-                    counts[queue] = counts.get(queue, 0) + 1
+            beat, queues = worker.last_heartbeat, tuple(worker.queue_names())
+            if beat is not None and _age_s(now, beat) < LIVE_S:
+                seen[worker.name] = (beat, queues or seen.get(worker.name, (beat, ()))[1])
+        self._seen = seen  # replaced whole: a request's refresh may run beside the monitor's
+        counts: dict[str, int] = {}
+        for _, queues in seen.values():
+            for queue in queues:
+                counts[queue] = counts.get(queue, 0) + 1
         return Health(redis=True, workers=counts)
 
     async def refresh(self) -> Health:
