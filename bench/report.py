@@ -28,6 +28,7 @@ BENCHES = [
     ("ludii.py", []),
     ("ludii_corpus.py", ["--reuse"]),  # tens of minutes a phase: saved phases are reused
     ("starvation.py", []),
+    ("faults.py", []),
     ("load.py", []),
     ("memory.py", []),
     ("gpu_check.py", []),  # needs a CUDA GPU: run it on one; its figures are kept until the next run

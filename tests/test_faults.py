@@ -413,7 +413,8 @@ def test_a_fault_of_the_servers_own_answers_internal_with_an_id_the_log_has(make
 
     service.resolve = broken
     server = make_server(service)
-    rest = httpx.post(server.rest_url + "/v1/score", json={"reward": "arithmetic", "item": {"id": "1", "completion": "1"}})
+    rest = httpx.post(server.rest_url + "/v1/score",
+                      json={"reward": "arithmetic", "item": {"id": "1", "completion": "1"}})
     assert rest.status_code == 500 and rest.json()["error"]["code"] == "INTERNAL", rest.text
     channel = grpc.insecure_channel(server.grpc_target)
     try:
@@ -431,7 +432,8 @@ def test_a_fault_of_the_servers_own_answers_internal_with_an_id_the_log_has(make
 
 
 def _arithmetic_batch(request: int, size: int = 64) -> list[dict]:
-    return [{"id": f"{request}-{i}", "completion": f"{request} + {i}", "reference": {"previous": f"{request} + {i} + 0"}}
+    return [{"id": f"{request}-{i}", "completion": f"{request} + {i}",
+             "reference": {"previous": f"{request} + {i} + 0"}}
             for i in range(size)]
 
 
@@ -499,3 +501,12 @@ def test_a_full_redis_under_noeviction_says_the_queue_store_is_full_and_recovers
         assert served.status_code == 200 and {r["status"] for r in served.json()["results"]} == {"ok"}
     finally:
         redis_server.stop()
+
+
+def test_dead_after_must_leave_room_for_a_late_heartbeat():
+    from reward_contract.errors import ConfigError
+    from reward_service.config import WorkerConfig
+
+    assert WorkerConfig().dead_after_s == 20.0
+    with pytest.raises(ConfigError, match="--dead-after-s must be at least twice --heartbeat-s"):
+        WorkerConfig(heartbeat_s=1.0, dead_after_s=1.5)

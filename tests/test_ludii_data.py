@@ -92,3 +92,15 @@ def test_export_as_a_hugging_face_dataset(tmp_path):
     row = data["test"][0]
     assert row["prompt"] == f"### PRE: {row['prefix']}\n### SUF: {row['suffix']}\n### MID: "
     assert row["masked_fraction"] >= 0.2
+
+
+def test_a_missing_games_file_says_where_the_papers_split_is_published(tmp_path):
+    from trainer.config import TrainConfig
+    from trainer.tasks.ludii_data import LudiiDataConfig, load_games
+
+    assert TrainConfig.ludii_games == LudiiDataConfig.train == "data/ludii/games_train.json"  # inside the checkout
+    with pytest.raises(FileNotFoundError) as error:
+        load_games(tmp_path / "games_train.json")
+    message = str(error.value)
+    assert "github.com/PadLex/Reinforcement-Learning-from-Explicitly-Programmed-Reward-Signals" in message
+    assert "shared" not in message and "--ludii-games" in message

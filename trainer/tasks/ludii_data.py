@@ -1,4 +1,4 @@
-"""The paper's Ludii fill-in-the-middle dataset, built from the 1,080 games in ../shared/ludii.
+"""The paper's Ludii fill-in-the-middle dataset, built from its 1,080 games (train/test split).
 
 Each sample removes one uniformly random parenthetical (not the whole game) from a game
 description; the model sees `### PRE: <prefix>` and `### SUF: <suffix>` and must produce
@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass
 
 PRE, SUF, MID = "### PRE: ", "\n### SUF: ", "\n### MID: "
+DEFAULT_TRAIN, DEFAULT_TEST = "data/ludii/games_train.json", "data/ludii/games_test.json"
+PAPER_SPLIT = ("https://github.com/PadLex/Reinforcement-Learning-from-Explicitly-Programmed-Reward-Signals, "
+               "ludii_game_synthesis/lms/caches/ludii_descriptions_{train,test}.json")
 _QUOTED = re.compile(r'"([^"\\]*)"')
 _LUDEME = re.compile(r"\((\w[\w.]*)")
 
@@ -21,8 +24,10 @@ _LUDEME = re.compile(r"\((\w[\w.]*)")
 def load_games(path: str | pathlib.Path) -> list[str]:
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Ludii games file {path} not found; point --ludii-games at games_train.json "
-                                "from the shared data (../shared/ludii)")
+        raise FileNotFoundError(
+            f"Ludii games file {path} not found. The paper's split is published with the authors' code: "
+            f"{PAPER_SPLIT}; save it as {DEFAULT_TRAIN} and {DEFAULT_TEST}, or name your files with "
+            "--ludii-games (training) or --train/--test (rlpr ludii-data)")
     return [game["code"] for game in json.loads(path.read_text(encoding="utf-8"))]
 
 
@@ -137,8 +142,10 @@ class LudiiDataConfig:
 
     out: str = "data/ludii_fim"
     """Where DatasetDict.save_to_disk writes."""
-    train: str = "../shared/ludii/games_train.json"
-    test: str = "../shared/ludii/games_test.json"
+    train: str = DEFAULT_TRAIN
+    """JSON list of training games, each {"code": ...} (the paper's split: see the README)."""
+    test: str = DEFAULT_TEST
+    """JSON list of test games."""
     mask_names: bool = True
     """Mask quoted names (game, pieces, ...) to consistent placeholders."""
     min_masked: float = 0.2
