@@ -18,6 +18,8 @@ COMMANDS = {
     "up": ("rlpr.launcher:UpConfig", "rlpr.launcher:run_up",
            "start redis, the API and workers locally (the no-Docker twin of docker compose up)"),
     "score": ("rlpr.score_cli:ScoreConfig", "rlpr.score_cli:run_score", "score one output"),
+    "rewards": ("rlpr.rewards_cli:RewardsConfig", "rlpr.rewards_cli:run_rewards",
+                "list every reward with its options and reference fields"),
     "train": ("trainer.config:TrainConfig", "trainer.cli:run_train", "train a model with PPO, GRPO or RLOO"),
     "sft": ("trainer.config:SFTConfig", "trainer.cli:run_sft", "supervised baseline / pre-training"),
     "export": ("trainer.export:ExportConfig", "trainer.export:run_export",

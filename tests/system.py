@@ -90,7 +90,8 @@ class ServeProcess:
 class Topology:
     """`rlpr up` on free ports; its output is kept in a log file for failure messages."""
 
-    def __init__(self, workers: str, redis_url: str | None = None, token: str = "", tmp: pathlib.Path = None):
+    def __init__(self, workers: str, redis_url: str | None = None, token: str = "", tmp: pathlib.Path = None,
+                 env: dict | None = None):
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.redis_url = redis_url or f"redis://127.0.0.1:{free_port()}/0"
         self.log = (tmp or pathlib.Path("/tmp")) / f"up-{self.grpc_port}.log"
@@ -99,7 +100,7 @@ class Topology:
             [sys.executable, "-m", "rlpr", "up", "--workers", workers, "--redis-url", self.redis_url,
              "--rest-addr", f"127.0.0.1:{self.rest_port}", "--grpc-addr", f"127.0.0.1:{self.grpc_port}",
              "--auth-token", token],
-            cwd=REPO, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            cwd=REPO, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         self.redis = Redis.from_url(self.redis_url)
         wait_for(lambda: len(Worker.all(connection=self.redis)) >= expected, 90, f"{expected} workers")
         wait_for(lambda: httpx.get(f"{self.rest_url}/healthz").status_code == 200, 60, "the API")

@@ -14,7 +14,7 @@ def rlpr(*args, env=None):
 def test_usage_lists_every_command():
     result = rlpr("--help")
     assert result.returncode == 0
-    for command in ("serve", "worker", "up", "score", "train", "sft", "ludii-data"):
+    for command in ("serve", "worker", "up", "score", "rewards", "train", "sft", "ludii-data"):
         assert command in result.stdout
     unknown = rlpr("trian")
     assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr

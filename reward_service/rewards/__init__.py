@@ -1,8 +1,11 @@
 """The reward registry: a plain name -> RewardSpec table.
 
-Extra rewards plug in without touching this file: set `RLPR_REWARD_PLUGINS` to a
-comma-separated list of `module:attribute` naming RewardSpec objects. The API server and
-every worker must see the same value.
+Extra rewards plug in without touching this file, two ways:
+- an installed package that declares RewardSpec objects under the entry-point group
+  `rlpr.rewards` (`pip install my-rewards` is enough; see docs/custom_rewards.md);
+- `RLPR_REWARD_PLUGINS`, a comma-separated list of `module:attribute` naming RewardSpec objects.
+The API server and every worker must see the same rewards. A plugin may not take a name that
+is already registered: a reward that silently replaced another would score differently.
 """
 from __future__ import annotations
 
@@ -21,9 +24,8 @@ REGISTRY: dict[str, RewardSpec] = {
             description="2/(1+exp(|value(G)-value(Y)|/10)); 0 for an invalid sum (strict: one '+' fewer)",
             score=arithmetic.score,
             options_type=arithmetic.ArithmeticOptions,
-            queue="arithmetic",
+            reference_fields=("previous", "target"),
             chunk_size=128,
-            job_timeout_s=60,
             label_field="previous",
         ),
         RewardSpec(
@@ -31,16 +33,12 @@ REGISTRY: dict[str, RewardSpec] = {
             description="VADER compound score in [-1, 1] (NLTK)",
             score=sentiment_vader.score,
             options_type=sentiment_vader.VaderOptions,
-            queue="sentiment_vader",
-            chunk_size=64,
-            job_timeout_s=60,
         ),
         RewardSpec(
             name="sentiment_classifier",
             description="positive-label logit or probability of a Hugging Face sequence classifier",
             score=sentiment_classifier.score,
             options_type=sentiment_classifier.ClassifierOptions,
-            queue="sentiment_classifier",
             chunk_size=16,
             job_timeout_s=300,
         ),
@@ -49,7 +47,7 @@ REGISTRY: dict[str, RewardSpec] = {
             description="Ludii game: 0 if it does not compile, 0.1 if unplayable, else mean cube roots of B, F, D",
             score=ludii.score,
             options_type=ludii.LudiiOptions,
-            queue="ludii",
+            reference_fields=("prefix", "suffix"),
             chunk_size=1,
             job_timeout_s=int(ludii.MAX_TIME_LIMIT_S) + 60,
             max_inflight_items=1024,
@@ -61,18 +59,30 @@ REGISTRY: dict[str, RewardSpec] = {
 }
 
 
-def _load_plugins(spec_paths: str) -> dict[str, RewardSpec]:
-    plugins = {}
+ENTRY_POINT_GROUP = "rlpr.rewards"
+
+
+def _checked(spec: object, source: str) -> RewardSpec:
+    if not isinstance(spec, RewardSpec):
+        raise TypeError(f"{source} is a {type(spec).__name__}, not a RewardSpec")
+    if spec.name in REGISTRY and REGISTRY[spec.name] is not spec:  # the same spec found twice is one reward
+        raise ValueError(f"{source} names reward {spec.name!r}, which is already registered; rename it")
+    return spec
+
+
+def _load_plugins(spec_paths: str) -> None:
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        spec = _checked(entry.load(), f"entry point {entry.name!r} ({entry.value}) of group {ENTRY_POINT_GROUP!r}")
+        REGISTRY[spec.name] = spec
     for path in filter(None, (p.strip() for p in spec_paths.split(","))):
         module, _, attribute = path.partition(":")
-        spec = getattr(importlib.import_module(module), attribute)
-        if not isinstance(spec, RewardSpec):
-            raise TypeError(f"RLPR_REWARD_PLUGINS entry {path!r} is a {type(spec).__name__}, not a RewardSpec")
-        plugins[spec.name] = spec
-    return plugins
+        spec = _checked(getattr(importlib.import_module(module), attribute), f"RLPR_REWARD_PLUGINS entry {path!r}")
+        REGISTRY[spec.name] = spec
 
 
-REGISTRY.update(_load_plugins(os.environ.get("RLPR_REWARD_PLUGINS", "")))
+_load_plugins(os.environ.get("RLPR_REWARD_PLUGINS", ""))
 
 
 def get_reward(name: str) -> RewardSpec:

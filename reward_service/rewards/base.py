@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import functools
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -78,21 +79,63 @@ class scoring_for:  # noqa: N801 - used like contextlib's context managers
 
 
 @dataclass(frozen=True)
+class NoOptions:
+    """For a reward that takes no options."""
+
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
 class RewardSpec:
-    """A registry entry: how to score, and how the service should schedule it."""
+    """A registry entry: how to score, and how the service should schedule it.
+
+    Only `name` and `score` are required; the rest has defaults that suit a cheap reward:
+
+        LENGTH = RewardSpec("length_penalty", score_length)
+    """
 
     name: str
-    description: str
+    """What requests and `--reward` call it: lower case, digits and `_`, e.g. `length_penalty`."""
     score: Callable[[RewardItem, Any], RewardResult]
-    options_type: type
-    queue: str  # RQ queue the items go to
-    chunk_size: int  # items per RQ job; large for cheap rewards, 1 for Ludii
-    job_timeout_s: int  # RQ job timeout for one chunk
-    # What decides the reward, for the result cache; None means every field of the item.
+    """`score(item, options) -> RewardResult`; raise InvalidItem for an item it cannot score."""
+    description: str = ""
+    """One line for `rlpr rewards` and ListRewards; empty takes the first line of `score`'s docstring."""
+    options_type: type = NoOptions
+    """A frozen dataclass of the options a request may set; its field docs are the options' docs."""
+    reference_fields: tuple[str, ...] = ()
+    """The item's reference fields the reward reads, listed by `rlpr rewards`."""
+    queue: str = ""
+    """The RQ queue its items go to; empty: the reward's name. Rewards may share a queue (and workers)."""
+    chunk_size: int = 64
+    """Items per RQ job: large for cheap rewards, 1 for one that takes seconds an item (Ludii)."""
+    job_timeout_s: int = 60
+    """RQ's limit for one job (chunk); a job over it fails its items."""
     cache_identity: Callable[[RewardItem], tuple] | None = None
-    label_field: str = ""  # the reference field a bare label (OpenRLHF, verl) fills
-    max_inflight_items: int = 100_000  # per API process; more is refused with RESOURCE_EXHAUSTED
-    default_deadline_s: float | None = None  # for a request that names none; None: the service's default
+    """What decides the reward, for the result cache; None: every field of the item."""
+    label_field: str = ""
+    """The reference field a bare label (OpenRLHF, verl) fills."""
+    max_inflight_items: int = 100_000
+    """Items in flight per API process; more is refused with RESOURCE_EXHAUSTED."""
+    default_deadline_s: float | None = None
+    """Deadline of a request that names none; None: the service's default (120 s)."""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ValueError(f"reward name {self.name!r} must be lower case letters, digits and '_', starting "
+                             "with a letter (at most 63 characters), e.g. 'length_penalty'")
+        if not callable(self.score):
+            raise ValueError(f"reward {self.name!r}: score must be a function (item, options) -> RewardResult")
+        if not dataclasses.is_dataclass(self.options_type):
+            raise ValueError(f"reward {self.name!r}: options_type must be a dataclass, got {self.options_type!r}")
+        if self.chunk_size < 1 or self.job_timeout_s < 1:
+            raise ValueError(f"reward {self.name!r}: chunk_size and job_timeout_s must be >= 1")
+        if not self.description:
+            doc = (getattr(self.score, "__doc__", None) or "").strip().splitlines()
+            object.__setattr__(self, "description", doc[0] if doc else self.name)
+        if not self.queue:
+            object.__setattr__(self, "queue", self.name)
+        object.__setattr__(self, "reference_fields", tuple(self.reference_fields))
 
     def options(self, raw: Mapping[str, object] | None) -> Any:
         """The typed options dataclass from strings (gRPC, CLI) or JSON scalars (REST)."""

@@ -5,14 +5,10 @@ import time
 from dataclasses import dataclass
 
 from reward_contract.types import RewardItem
-from reward_service.rewards.base import RequestExpired, RewardResult, RewardSpec, TimeLimitExceeded, work_limits
+from reward_service.rewards.base import (NoOptions, RequestExpired, RewardResult, RewardSpec, TimeLimitExceeded,
+                                         work_limits)
 
 SCORED_COUNTER = "rlpr:test:scored"  # how many items the slow reward finished, across workers
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    pass
 
 
 @dataclass(frozen=True)
@@ -56,13 +52,10 @@ def _pid(item: RewardItem, options: NoOptions) -> RewardResult:
     return RewardResult(0.0, {"pid": float(os.getpid())})
 
 
-PID = RewardSpec("test_pid", "reports the pid of the process that scored it", _pid, NoOptions,
-                 queue="test_pid", chunk_size=1, job_timeout_s=60)
-SLOW = RewardSpec("test_slow", "sleeps reference.sleep_s, reward = len(completion)", _sleepy, SleepOptions,
-                  queue="test_slow", chunk_size=1, job_timeout_s=60)
-LIMITED = RewardSpec("test_limited", "like test_slow, but at most 2 items in flight per API process", _sleepy,
-                     SleepOptions, queue="test_slow", chunk_size=1, job_timeout_s=60, max_inflight_items=2)
-OVERTIME = RewardSpec("test_overtime", "time_limit for completion 'slow', else 0.5", _overtime, NoOptions,
-                      queue="test_overtime", chunk_size=4, job_timeout_s=60)
-EXPLOSIVE = RewardSpec("test_explosive", "raises for completion 'boom'", _explosive, NoOptions,
-                       queue="test_explosive", chunk_size=4, job_timeout_s=60)
+PID = RewardSpec("test_pid", _pid, "reports the pid of the process that scored it", chunk_size=1)
+SLOW = RewardSpec("test_slow", _sleepy, "sleeps reference.sleep_s, reward = len(completion)", SleepOptions,
+                  ("sleep_s",), chunk_size=1)
+LIMITED = RewardSpec("test_limited", _sleepy, "like test_slow, but at most 2 items in flight per API process",
+                     SleepOptions, queue="test_slow", chunk_size=1, max_inflight_items=2)
+OVERTIME = RewardSpec("test_overtime", _overtime, "time_limit for completion 'slow', else 0.5", chunk_size=4)
+EXPLOSIVE = RewardSpec("test_explosive", _explosive, "raises for completion 'boom'", chunk_size=4)
