@@ -145,9 +145,12 @@ def stop_worker(seconds: float):
     return fault
 
 
-FAULTS = [("evicted worker hash", evict_hash), ("redis stall 5 s", stall_redis), ("redis restart", restart_redis),
-          ("worker killed mid-item", kill_worker), ("worker stopped 5 s mid-item", stop_worker(5)),
-          ("worker stopped 30 s mid-item", stop_worker(30))]
+# (name, fault, runs the item at most once): only a worker stopped past --dead-after-s (20 s) is
+# taken for dead while alive, and then its item runs twice (delivery is at least once).
+FAULTS = [("evicted worker hash", evict_hash, True), ("redis stall 5 s", stall_redis, True),
+          ("redis restart", restart_redis, True), ("worker killed mid-item", kill_worker, True),
+          ("worker stopped 5 s mid-item", stop_worker(5), True),
+          ("worker stopped 30 s mid-item", stop_worker(30), False)]
 
 
 def measure(stack: Stack, fault) -> dict:
@@ -171,7 +174,7 @@ def main() -> None:
     stack = Stack()
     rows, figures = [], []
     try:
-        for name, fault in FAULTS:
+        for name, fault, once in FAULTS:
             runs = [measure(stack, fault) for _ in range(args.repeats)]
             rows.append((name, runs))
             print(f"{name:<30} serve again median {statistics.median(r['serve_again_s'] for r in runs):6.2f} s "
@@ -180,12 +183,14 @@ def main() -> None:
                   f"{sum(r['duplicate_item_s'] for r in runs) / len(runs):5.1f} item-s a fault | statuses "
                   f"{sorted({r['status'] for r in runs})}", flush=True)
             figures.append({"name": f"faults: serve again after {name} (max of {args.repeats})",
-                            "value": max(r["serve_again_s"] for r in runs), "unit": "s", "target": "",
-                            "note": f"median {statistics.median(r['serve_again_s'] for r in runs):.2f} s; "
-                                    f"answer median {statistics.median(r['answer_s'] for r in runs):.1f} s, "
-                                    f"statuses {sorted({r['status'] for r in runs})}"})
-            figures.append({"name": f"faults: duplicate work a {name}", "unit": "item-s", "target": "",
-                            "value": sum(r["duplicate_item_s"] for r in runs) / len(runs), "note": ""})
+                            "value": max(r["serve_again_s"] for r in runs), "unit": "s", "target": "<= 5",
+                            "note": f"median {statistics.median(r['serve_again_s'] for r in runs):.2f} s; the "
+                                    f"request in flight answered "
+                                    f"{statistics.median(r['answer_s'] for r in runs):.1f} s "
+                                    f"after the fault ended (median), statuses {sorted({r['status'] for r in runs})}"})
+            figures.append({"name": f"faults: duplicate work per fault, {name}", "unit": "item-s",
+                            "value": sum(r["duplicate_item_s"] for r in runs) / len(runs),
+                            "target": "<= 0" if once else "", "note": "" if once else "at least once: run again"})
     finally:
         stack.close()
     write_results("faults", figures)

@@ -8,11 +8,12 @@ from typing import Mapping
 
 @dataclass(frozen=True)
 class RewardItem:
-    """One completion to score. `reference` carries task data (targets, previous steps)."""
+    """One completion to score. `reference` carries task data (targets, previous steps). Only `id` is
+    required: `RewardItem("1", completion="23 + 4", reference={"previous": "23 + 1 + 3"})`."""
 
     id: str
-    prompt: str
-    completion: str
+    prompt: str = ""
+    completion: str = ""
     reference: Mapping[str, str] = field(default_factory=dict)
 
     def __reduce__(self):  # positional and compact: chunks of items are pickled for every queue job

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import tyro
 
-from reward_contract.settings import parse_pairs
+from reward_contract.settings import grpc_target, parse_pairs
 
 Pairs = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
 
@@ -36,6 +36,8 @@ class ScoreConfig:
     def __post_init__(self):
         self.references = parse_pairs(self.reference, "--reference")
         self.options = parse_pairs(self.option, "--option")
+        if self.url:
+            grpc_target(self.url, "--url")  # refused here, naming this command's flag
 
 
 def run_score(config: ScoreConfig) -> int:

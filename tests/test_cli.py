@@ -1,4 +1,5 @@
 """The `rlpr` command: help, unknown commands, config from flags and environment."""
+import math
 import os
 import subprocess
 import sys
@@ -104,3 +105,19 @@ def test_training_checks_the_reward_service_at_start_up():
     dead = f"127.0.0.1:{free_port()}"
     unreachable = rlpr("train", "--arithmetic-model-size", "1x32", "--steps", "1", "--reward-url", f"grpc://{dead}")
     assert unreachable.returncode == 1 and f"no reward service answers at {dead}" in unreachable.stderr
+
+
+def test_rlpr_score_names_its_own_flag_for_a_bad_url():
+    result = rlpr("score", "--reward", "arithmetic", "--completion", "1", "--url", "http://127.0.0.1:1",
+                  env=dict(os.environ, COLUMNS="300"))  # the error box would wrap the message
+    assert result.returncode != 0 and "--url 'http://127.0.0.1:1' must look like grpc://HOST:PORT" in result.stderr
+    assert "--reward-url" not in result.stderr
+
+
+def test_an_item_needs_only_an_id_and_its_completion():
+    from reward_contract.client import make_client
+    from reward_contract.types import RewardItem
+
+    client = make_client()
+    [result] = client.score("arithmetic", [RewardItem("1", completion="23 + 4", reference={"previous": "23 + 1 + 3"})])
+    assert result.ok and result.reward == 2 / (1 + math.exp(0))

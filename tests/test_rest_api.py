@@ -114,3 +114,28 @@ def test_keep_alive_responses_are_not_held_back_by_nagle(embedded_server):
             assert http.get("/livez").status_code == 200
             times.append(time.perf_counter() - started)
     assert statistics.median(times) < 0.02, times
+
+
+def test_a_new_users_wrong_body_gets_a_message_that_says_what_to_send(embedded_server):
+    score, batch = embedded_server.rest_url + "/v1/score", embedded_server.rest_url + "/v1/score:batch"
+
+    def message(url, **kwargs):
+        response = httpx.post(url, **kwargs)
+        assert response.status_code == 422, response.text
+        return response.json()["error"]["message"]
+
+    example = '{"reward": "sentiment_vader", "item": {"id": "1", "completion": "a fine film"}}'
+    assert message(score, content=b"reward: arithmetic", headers={"content-type": "application/json"}).startswith(
+        "the body is not valid JSON; send one JSON object, e.g. " + example)
+    assert message(score, content=b'{"reward": "arithmetic"}').startswith(
+        "the body must be JSON sent with 'Content-Type: application/json' (got no content type)")
+    assert "(got 'text/plain')" in message(score, content=b"{}", headers={"content-type": "text/plain"})
+    assert message(score, json=[1, 2]).startswith("the body must be a JSON object, e.g. ")
+    items = [{"id": "1", "completion": "good"}]
+    assert message(score, json={"reward": "sentiment_vader", "items": items}).startswith(
+        "/v1/score takes one `item`; send a list of `items` to /v1/score:batch")
+    assert message(batch, json={"reward": "sentiment_vader", "item": items[0]}).startswith(
+        "/v1/score:batch takes a list of `items`; send one `item` to /v1/score")
+    # The example in the messages is a body that scores.
+    scored = httpx.post(score, json=json.loads(example))
+    assert scored.status_code == 200 and scored.json()["status"] == "ok"

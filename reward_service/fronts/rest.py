@@ -140,6 +140,28 @@ class RequestGate:
         await response({"type": "http"}, None, send)
 
 
+def _body_hint(request: Request, errors: list[dict]) -> str:
+    """What a new user most likely did wrong, in words, before pydantic's own."""
+    types = {(tuple(e.get("loc", ())), e.get("type", "")) for e in errors}
+    content_type = request.headers.get("content-type", "")
+    if any(kind == "json_invalid" for _, kind in types):
+        return "the body is not valid JSON; send one JSON object, e.g. " + _EXAMPLE_BODY
+    if (("body",), "model_attributes_type") in types:
+        if "json" not in content_type.lower():
+            return (f"the body must be JSON sent with 'Content-Type: application/json' (got "
+                    f"{quoted(content_type) if content_type else 'no content type'})")
+        return "the body must be a JSON object, e.g. " + _EXAMPLE_BODY
+    batch = request.url.path.endswith(":batch")
+    if not batch and (("body", "items"), "extra_forbidden") in types:
+        return "/v1/score takes one `item`; send a list of `items` to /v1/score:batch"
+    if batch and (("body", "item"), "extra_forbidden") in types:
+        return "/v1/score:batch takes a list of `items`; send one `item` to /v1/score"
+    return ""
+
+
+_EXAMPLE_BODY = '{"reward": "sentiment_vader", "item": {"id": "1", "completion": "a fine film"}}'
+
+
 def _error(code: str, message: str, status: int, headers: dict | None = None, **extra) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}, **extra}, status, headers=headers)
 
@@ -258,6 +280,8 @@ def create_app(service: RewardService, token: str = "", max_request_bytes: int =
         message = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems)
         if len(errors) > QUOTED_NAMES:
             message += f"; and {len(errors) - QUOTED_NAMES:,} more"
+        hint = _body_hint(request, errors)
+        message = f"{hint} ({message})" if hint else message
         service.metrics.request_errors.labels("rest", "INVALID_ARGUMENT").inc()
         return _error("INVALID_ARGUMENT", message, 422, detail=problems)
 
