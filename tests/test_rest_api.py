@@ -139,3 +139,16 @@ def test_a_new_users_wrong_body_gets_a_message_that_says_what_to_send(embedded_s
     # The example in the messages is a body that scores.
     scored = httpx.post(score, json=json.loads(example))
     assert scored.status_code == 200 and scored.json()["status"] == "ok"
+
+
+def test_the_readmes_python_batch_example_runs_against_a_server(embedded_server, capsys):
+    import re
+
+    readme = open("README.md").read()
+    code = re.search(r"```python\n(from reward_contract.client import make_client\n.*?)```", readme, re.S).group(1)
+    code = code.replace("127.0.0.1:50051", embedded_server.grpc_target).replace(
+        "127.0.0.1:8000", f"127.0.0.1:{embedded_server.rest_port}")
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "a ok 1.0" and printed[1].startswith("b ok 0.950")  # 28 is 1 off 27: 2/(1+e^0.1)
+    assert "'status': 'ok'" in printed[2]
