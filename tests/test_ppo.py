@@ -125,6 +125,35 @@ def test_cli_trains_checkpoints_and_resumes(tmp_path):
     assert second.returncode == 0, second.stderr
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0, 1, 2, 3]
+    closing = second.stdout.strip().splitlines()[-6:]
+    assert closing[0].startswith("reward ") and closing[0].endswith("over the last 4 steps")
+    assert closing[1].startswith("the best constant answer (22) scores 0.756: this run ends")
+    assert closing[2].startswith("answers at the last step: ") and closing[3].startswith("metrics: ")
+
+
+def test_the_closing_summary_and_the_plot_show_the_baseline(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from trainer.logger import plot_metrics
+    from trainer.summary import Baseline, summary
+
+    rows = [{"step": i, "reward/mean": r, "response/distinct": 0.25, "response/top_share": 0.5}
+            for i, r in enumerate([0.1, float("nan")] + [0.9] * 25)]
+    constant = Baseline("the best constant answer (22)", 0.756)
+    assert summary(rows, constant) == [
+        "reward 0.100 at step 0, 0.900 over the last 20 steps",
+        "the best constant answer (22) scores 0.756: this run ends above it (+0.144)",
+        "answers at the last step: 25% distinct; the most common is 50% of the batch"]
+    assert summary(rows, None)[1].startswith("answers")
+    assert summary([{"step": 0, "reward/mean": float("nan")}], constant)[0].startswith("no step was scored")
+    lines = []
+    original = matplotlib.axes.Axes.axhline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axhline", lambda ax, y, **kw: lines.append((ax.get_title(), y)) or
+                        original(ax, y, **kw))
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert plot_metrics(path, tmp_path / "curves.png", baseline=constant).exists()
+    assert lines == [("", 0.756)]  # drawn before the title: on the reward's axes, the first
 
 
 def test_cli_rejects_bad_config_with_a_fix():

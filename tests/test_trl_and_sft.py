@@ -28,6 +28,16 @@ def test_trl_algorithms_run_with_batch_entropy(tmp_path, algo):
         assert "reward/mean" in row and row["reward/failed_items"] == 0
         assert 0 < row["response/distinct"] <= 1
     assert (tmp_path / "checkpoint" / "config.json").exists() and (tmp_path / "curves.png").exists()
+    # As tidy as a PPO run: the same closing lines, samples.jsonl, one resumable checkpoint-N, nothing else.
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("reward ") and "the best constant answer (22) scores 0.756" in lines[1]
+    assert lines[-3:] == [f"metrics: {tmp_path / 'metrics.jsonl'}", f"curves:  {tmp_path / 'curves.png'}",
+                          f"model:   {tmp_path / 'checkpoint'}"]
+    assert "{'loss'" not in result.stdout + result.stderr and "Warning" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint", "checkpoint-2", "config.json", "curves.png", "metrics.jsonl", "samples.jsonl", "tensorboard"]
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in samples] == [0, 1] and samples[0]["examples"][0][0].endswith("=")
 
 
 def build(tmp_path, algo, **hyper):

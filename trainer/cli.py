@@ -46,6 +46,7 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
     from trainer.ppo import PPOTrainer, RewardsFailing, TrainingDiverged, train_steps
     from trainer.runtime import autocast_dtype, pick_device
     from trainer.scorer import make_scorer
+    from trainer.summary import baseline_for, closing
     from trainer.tasks import load_task
 
     resume = config.resume and checkpoint.checkpoint_dir(out).exists()
@@ -58,6 +59,7 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
 
         torch.manual_seed(config.seed + parallel.rank + 7919 * start)
     scorer = make_scorer(config, task)
+    baseline = baseline_for(config, task)
     main = parallel.is_main
     logger = MetricsLogger(out, resume=resume) if main else None
     bar = tqdm(total=config.steps, initial=start, desc=f"ppo {config.task}", unit="step", dynamic_ncols=True,
@@ -77,7 +79,7 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
         if not main:
             return
         logger.log(step, metrics)
-        _write_samples(samples, step, rollout)
+        write_samples(samples, step, [p.text for p in rollout.prompts], rollout.completions)
         # A fully masked batch (reward service down) has no loss terms: show nan, keep going.
         nan = float("nan")
         bar.set_postfix(reward=f"{metrics.get('reward/mean', nan):.3f}", ent=f"{metrics.get('entropy/token', nan):.2f}",
@@ -107,9 +109,10 @@ def _run_ppo(config: TrainConfig, out: pathlib.Path, rng, parallel) -> int:
         scorer.close()
         if main:
             samples.close()
-            png = logger.close(f"PPO {config.task}: ent={config.ent_coef} bent={config.bent_coef} kl={config.kl_coef}")
+            png = logger.close(f"PPO {config.task}: ent={config.ent_coef} bent={config.bent_coef} kl={config.kl_coef}",
+                               baseline)
     if main:
-        print(f"metrics: {logger.path}\ncurves:  {png}\nmodel:   {checkpoint.checkpoint_dir(out)}")
+        print(closing(logger.path, png, checkpoint.checkpoint_dir(out), baseline))
     return 0
 
 
@@ -123,15 +126,14 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _write_samples(handle, step: int, rollout, keep: int = 4) -> None:
+def write_samples(handle, step: int, prompts: list[str], completions: list[str], keep: int = 4) -> None:
     """A few prompts and completions per step, and the most common completion: what the policy does."""
     import json
     from collections import Counter
 
-    top, count = Counter(rollout.completions).most_common(1)[0]
-    handle.write(json.dumps({"step": step, "most_common": top, "share": count / len(rollout.completions),
-                             "examples": [[p.text, c] for p, c in zip(rollout.prompts[:keep], rollout.completions)]})
-                 + "\n")
+    top, count = Counter(completions).most_common(1)[0]
+    handle.write(json.dumps({"step": step, "most_common": top, "share": count / len(completions),
+                             "examples": [[p, c] for p, c in zip(prompts[:keep], completions)]}) + "\n")
     handle.flush()
 
 

@@ -33,18 +33,20 @@ class MetricsLogger:
             for key, value in values.items():
                 self._tb.add_scalar(key, value, step)
 
-    def close(self, title: str = "") -> pathlib.Path | None:
+    def close(self, title: str = "", baseline=None) -> pathlib.Path | None:
+        """Close the files and draw curves.png, with `baseline` (trainer.summary.Baseline) on the reward."""
         self._file.close()
         if self._tb is not None:
             self._tb.close()
-        return plot_metrics(self.path, self.out / "curves.png", title)
+        return plot_metrics(self.path, self.out / "curves.png", title, baseline=baseline)
 
 
 def read_metrics(path: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_metrics(path: pathlib.Path, png: pathlib.Path, title: str = "", keys=CURVES) -> pathlib.Path | None:
+def plot_metrics(path: pathlib.Path, png: pathlib.Path, title: str = "", keys=CURVES,
+                 baseline=None) -> pathlib.Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +65,9 @@ def plot_metrics(path: pathlib.Path, png: pathlib.Path, title: str = "", keys=CU
         values = sorted(abs(v) for _, v in points if math.isfinite(v))
         if values and values[-1] > 100 * max(values[len(values) // 2], 1e-9):
             ax.set_yscale("symlog", linthresh=max(values[len(values) // 2], 1e-6))  # rare spikes stay readable
+        if key == "reward/mean" and baseline is not None:
+            ax.axhline(baseline.reward, color="grey", ls="--", lw=0.9, label=f"{baseline.label}: {baseline.reward:.3f}")
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(present):]:

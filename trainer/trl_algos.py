@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import warnings
 from collections import defaultdict
 
 import torch
+from transformers import TrainerCallback
 
 from reward_contract.errors import ConfigError
 from reward_contract.integrations.trl import RlprReward
@@ -90,6 +92,10 @@ class BatchEntropyMixin:
         self._ours["loss/batch_entropy"].append(-self.bent_coef * value)
         return loss - (self.bent_coef * batch + self.extra_ent_coef * token) / scale
 
+    def create_model_card(self, *args, **kwargs) -> None:
+        """TRL writes a README.md stub into the run directory at every save; the run's config.json
+        and curves say what the run was."""
+
     def log(self, logs, start_time=None):
         for key, values in self._ours.items():
             if values:
@@ -99,12 +105,22 @@ class BatchEntropyMixin:
 
 
 class TrainerReward(RlprReward):
-    """The service-backed reward, also logging how varied each batch is (like PPO)."""
+    """The service-backed reward, also logging how varied each batch is and, on the main process,
+    writing samples.jsonl as PPO does."""
 
-    def after_batch(self, texts, results, log_metric):
+    samples = None  # an open file on the main process
+    batches = 0
+
+    def after_batch(self, items, results, log_metric):
+        texts = [item.completion for item in items]
         if log_metric:
             for key, value in diversity(texts).items():
                 log_metric(key, value)
+        if self.samples is not None:
+            from trainer.cli import write_samples
+
+            write_samples(self.samples, self.batches, [item.prompt for item in items], texts)
+        self.batches += 1
 
 
 def _dataset(task, config, rng):
@@ -119,6 +135,7 @@ def build_trainer(config, out: pathlib.Path, rng):
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     from trainer.runtime import autocast_dtype, pick_device
+    from trainer.summary import baseline_for
     from trainer.tasks import load_task
 
     if config.top_k or config.top_p < 1.0:
@@ -126,6 +143,8 @@ def build_trainer(config, out: pathlib.Path, rng):
                           "temperature-scaled distribution, so GRPO/RLOO would learn from one they do not sample")
     from trainer import models
 
+    # transformers 5 renamed gradient checkpointing; TRL 1.16 still calls it by the old names, on every step.
+    warnings.filterwarnings("ignore", message=r"`\w*gradient_checkpointing\w*` is deprecated", category=FutureWarning)
     parallel = DataParallel()
     # TRL wraps LoRA itself (peft_config) and uses the adapter-disabled model as its KL reference.
     task, tokenizer, lm = load_task(config, wrap_lora=False)
@@ -139,7 +158,9 @@ def build_trainer(config, out: pathlib.Path, rng):
         per_device_train_batch_size=config.batch_size // parallel.world, num_generations=config.num_generations,
         max_completion_length=task.max_new_tokens, temperature=config.temperature, top_k=0, top_p=1.0,
         beta=0.0 if config.kl_coef in ("0", "adaptive") else float(config.kl_coef), logging_steps=1,
-        save_steps=config.save_every, report_to=["tensorboard"], use_cpu=device.type == "cpu",
+        # TRL's own logging is replaced by RunLog (metrics.jsonl, TensorBoard, one progress bar).
+        save_steps=config.save_every, save_total_limit=1, report_to=[], disable_tqdm=True,
+        use_cpu=device.type == "cpu",
         bf16=autocast_dtype(device, config.bf16) is not None, max_grad_norm=config.max_grad_norm or None,
         lr_scheduler_type="constant", disable_dropout=True,
         gradient_checkpointing=config.gradient_checkpointing,
@@ -160,21 +181,42 @@ def build_trainer(config, out: pathlib.Path, rng):
                             processing_class=tokenizer, peft_config=models.lora_config(config))
     trainer.bent_coef, trainer.bent_states, trainer.stop_ids = config.bent_coef, config.bent_states, tuple(stop_ids)
     trainer.extra_ent_coef = config.ent_coef if config.algo == "rloo" else 0.0
+    trainer.baseline = baseline_for(config, task)  # for the run's closing lines
     return trainer, reward
 
 
 def run_trl(config, out: pathlib.Path, rng) -> int:
+    from trainer.summary import closing
+
     trainer, reward = build_trainer(config, out, rng)
-    if trainer.accelerator.is_main_process and trainer.accelerator.num_processes > 1:
+    main = trainer.accelerator.is_main_process
+    if main and trainer.accelerator.num_processes > 1:
         how = "sharded with FSDP" if getattr(trainer, "is_fsdp_enabled", False) else "data parallel"
         print(f"rlpr train: {config.algo} on {trainer.accelerator.num_processes} processes, {how}", file=sys.stderr)
+    resume = bool(config.resume) and any(out.glob("checkpoint-*"))
+    run_log = RunLog(out, config, resume) if main else None
+    if main:
+        from transformers.trainer_callback import PrinterCallback
+        from transformers.utils import logging as hf_logging
+
+        trainer.remove_callback(PrinterCallback)  # it prints every log dictionary whole
+        trainer.add_callback(run_log)
+        hf_logging.disable_progress_bar()  # a bar per checkpoint write ("Writing model shards")
+        # Known, harmless on this path, and printed every step or save: TRL's generation without an
+        # attention mask (its own padding) and checkpoint rotation's mtime note. Errors still print.
+        hf_logging.set_verbosity_error()
+        reward.samples = (out / "samples.jsonl").open("a" if resume else "w", encoding="utf-8")
+    baseline = trainer.baseline
     try:
-        trainer.train(resume_from_checkpoint=config.resume or None)
+        trainer.train(resume_from_checkpoint=resume or None)
     finally:
         reward.close()
+        if main:
+            reward.samples.close()
+            png = run_log.close(baseline)
     trainer.save_model(str(out / "checkpoint"))  # every process takes part; the main one writes
-    if trainer.accelerator.is_main_process:
-        _export_log(trainer, out, config)
+    if main:
+        print(closing(run_log.logger.path, png, out / "checkpoint", baseline))
     return 0
 
 
@@ -182,14 +224,34 @@ _TRL_NAMES = {"reward": "reward/mean", "entropy": "entropy/token", "rlpr/failed_
               "rlpr/unavailable": "reward/unavailable"}
 
 
-def _export_log(trainer, out: pathlib.Path, config) -> None:
-    """TRL's log history to our metrics.jsonl + curves.png, under the same names as PPO's."""
-    from trainer.logger import MetricsLogger
+class RunLog(TrainerCallback):
+    """TRL's logs as PPO's: metrics.jsonl and TensorBoard as they come, under PPO's names, and one
+    progress bar with the reward on it (TRL prints each step's whole log dictionary instead)."""
 
-    logger = MetricsLogger(out)
-    for row in trainer.state.log_history:
-        if "step" not in row:
-            continue
-        renamed = {_TRL_NAMES.get(k, k): v for k, v in row.items() if isinstance(v, (int, float)) and k != "step"}
-        logger.log(int(row["step"]), renamed)
-    logger.close(f"{config.algo.upper()} {config.task}: ent={config.ent_coef} bent={config.bent_coef}")
+    def __init__(self, out: pathlib.Path, config, resume: bool):
+        from tqdm import tqdm
+
+        from trainer.logger import MetricsLogger
+
+        self.config = config
+        self.logger = MetricsLogger(out, resume=resume)
+        self.bar = tqdm(total=config.steps, desc=f"{config.algo} {config.task}", unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.n = state.global_step
+        self.bar.refresh()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "train_runtime" in logs:  # the end-of-training summary, not a step
+            return
+        renamed = {_TRL_NAMES.get(k, k): v for k, v in logs.items() if isinstance(v, (int, float))}
+        self.logger.log(state.global_step, renamed)
+        nan = float("nan")
+        self.bar.set_postfix(reward=f"{renamed.get('reward/mean', nan):.3f}",
+                             ent=f"{renamed.get('entropy/token', nan):.2f}",
+                             failed=int(renamed.get("reward/failed_items", 0)))
+
+    def close(self, baseline):
+        self.bar.close()
+        return self.logger.close(f"{self.config.algo.upper()} {self.config.task}: ent={self.config.ent_coef} "
+                                 f"bent={self.config.bent_coef}", baseline)

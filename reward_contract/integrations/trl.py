@@ -56,7 +56,7 @@ class RlprReward:
         rewards = [self.reward_of(r) for r in results]
         if log_metric:
             log_metric("rlpr/failed_items", float(sum(r is None for r in rewards)))
-        self.after_batch(texts, results, log_metric)
+        self.after_batch(items, results, log_metric)
         return rewards
 
     def reward_of(self, result: ScoredItem) -> float | None:
@@ -66,8 +66,8 @@ class RlprReward:
             return self.time_limit_reward
         return None
 
-    def after_batch(self, texts: list[str], results: list[ScoredItem], log_metric) -> None:
-        """A hook for subclasses that log more about each batch."""
+    def after_batch(self, items: list[RewardItem], results: list[ScoredItem], log_metric) -> None:
+        """A hook for subclasses that log more about each batch (items hold the scored completions)."""
 
     def close(self) -> None:
         self.client.close()

@@ -49,3 +49,12 @@ class ArithmeticTask:
         rng = random.Random(rng.random() + (0.5 if split == "validation" else 0.0))
         prompts = self.prompts(n, rng)
         return [(p.text, " " + p.reference["answer"] + " =") for p in prompts]
+
+    def baseline(self):
+        """The best constant answer of the final-sum task: the collapse the paper warns of."""
+        if self.step != "last":
+            return None
+        from trainer.summary import Baseline
+
+        answer, reward = arithmetic.best_constant_answer()
+        return Baseline(f"the best constant answer ({answer})", reward)

@@ -35,3 +35,7 @@ class Task(Protocol):
 
     def supervised_texts(self, n: int, rng: random.Random, split: str) -> list[tuple[str, str]]:
         """(prompt, target) pairs for the supervised baseline; the loss is on the target only."""
+
+    def baseline(self):
+        """A `trainer.summary.Baseline` for the task's own reward (a reward reached without using the
+        prompt), or None where none is known."""

@@ -78,3 +78,6 @@ class LudiiTask:
     def supervised_texts(self, n: int, rng: random.Random, split: str) -> list[tuple[str, str]]:
         chosen = [rng.choice(self._samples) for _ in range(n)]
         return [(s.prompt, s.middle) for s in chosen]
+
+    def baseline(self):
+        return None  # no reward is known that a policy reaches without reading the prompt
