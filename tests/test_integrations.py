@@ -25,7 +25,9 @@ def test_openrlhf_remote_reward_model(embedded_server):
     assert answer.status_code == 200
     reply = answer.json()
     assert reply["rewards"] == [pytest.approx(1.0)] and reply["scores"] == reply["rewards"]  # what OpenRLHF reads
-    assert reply["extra_logs"] == {"rlpr_failed": [0.0]}
+    # OpenRLHF logs extra_logs: each reward component under its name, and the failure flag.
+    assert reply["extra_logs"] == {"abs_error": [0.0], "target": [27.0], "valid": [1.0], "value": [27.0],
+                                   "rlpr_failed": [0.0]}
     off = openrlhf_post(embedded_server, "arithmetic", ARITHMETIC_PROMPT + " 20 + 4</s>", ARITHMETIC_PROMPT,
                         '{"previous": "23 + 1 + 3", "target": "27"}')  # a JSON label names the fields
     assert off.json()["rewards"][0] == pytest.approx(2 / (1 + 2.718281828459045 ** 0.3), rel=1e-6)
@@ -98,3 +100,46 @@ def test_openrlhf_fill_in_the_middle_labels_for_ludii(embedded_server):
     label = '{"prefix": %s, "suffix": %s}' % tuple(__import__("json").dumps(s) for s in (prefix, suffix))
     answer = openrlhf_post(embedded_server, "ludii", "### MID: " + middle, "### MID: ", label)
     assert answer.status_code == 200 and answer.json()["rewards"][0] > 0.3
+
+
+def test_verl_async_compute_score_overlaps_under_gather_and_matches_the_sync_one(embedded_server):
+    """verl's naive/rate_limited managers await compute_score per sample under asyncio.gather."""
+    import asyncio
+    import inspect
+    import subprocess
+    import sys
+
+    verl = load_like_verl()
+    url = f"grpc://{embedded_server.grpc_target}"
+    assert inspect.iscoroutinefunction(verl.compute_score_async)
+    samples = [("arithmetic", f"23 + {k}", "23 + 1 + 3") for k in range(8)]
+
+    async def gather():
+        return await asyncio.gather(*(verl.compute_score_async(data_source=d, solution_str=s, ground_truth=g,
+                                                               extra_info={}, url=url) for d, s, g in samples))
+
+    assert asyncio.run(gather()) == [verl.compute_score(d, s, g, {}, url=url) for d, s, g in samples]
+    printed = subprocess.run([sys.executable, "-m", "reward_contract.integrations.verl"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert os.path.isfile(printed) and printed.endswith(os.path.join("reward_contract", "integrations", "verl.py"))
+
+
+def test_trl_adapters_have_distinct_names_and_the_async_one_is_gathered_by_trl(embedded_server):
+    import asyncio
+
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    from reward_contract.integrations.trl import AsyncRlprReward, RlprReward
+
+    url = f"grpc://{embedded_server.grpc_target}"
+    plain = RlprReward("arithmetic", url=url)
+    lenient = AsyncRlprReward("arithmetic", url=url, options={"lenient": True}, name="arithmetic_lenient")
+    try:
+        assert [get_callable_name(f) for f in (plain, lenient)] == ["rlpr_arithmetic", "arithmetic_lenient"]
+        assert not is_async_callable(plain) and is_async_callable(lenient)
+        batch = dict(prompts=["p", "p"], completions=["23 + 4", "27"], previous=["23 + 1 + 3", "23 + 1 + 3"])
+        assert plain(**batch) == [pytest.approx(1.0), 0.0]  # strict: "27" skips a step, an invalid sum
+        assert asyncio.run(lenient(**batch)) == [pytest.approx(1.0), pytest.approx(1.0)]
+    finally:
+        plain.close()
+        lenient.close()

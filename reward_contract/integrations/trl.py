@@ -3,6 +3,11 @@
     from reward_contract.integrations.trl import RlprReward
     trainer = GRPOTrainer(..., reward_funcs=[RlprReward("arithmetic", url="grpc://127.0.0.1:50051")])
 
+TRL logs each reward function as `rewards/<__name__>/mean`: an adapter is named `rlpr_<reward>`,
+or `name=` (two adapters of one reward need two names). `AsyncRlprReward` is the same reward as
+a coroutine: TRL (0.27+) gathers coroutine reward functions, so several rewards are scored at
+once, each waiting on a worker thread, never on TRL's event loop.
+
 Dataset columns other than the prompt become each item's reference (e.g. `previous`,
 `target`). An item the service could not score comes back as None: TRL then leaves it out
 of its group's baseline and gives it no advantage. Failed items are logged through TRL's
@@ -29,7 +34,7 @@ class RlprReward:
     def __init__(self, reward: str, url: str = "", token: str = "", options: Mapping[str, object] | None = None,
                  deadline_s: float | None = None, reference_columns: Sequence[str] | None = None,
                  transform: Callable[[str], str] | None = None, time_limit_reward: float | None = None,
-                 client: RewardClient | None = None):
+                 client: RewardClient | None = None, name: str = ""):
         self.reward = reward
         self.client = client or make_client(url, token)
         self.options = dict(options or {})
@@ -37,9 +42,12 @@ class RlprReward:
         self.reference_columns = reference_columns
         self.transform = transform or (lambda text: text)
         self.time_limit_reward = time_limit_reward
-        self.__name__ = f"rlpr_{reward}"  # TRL names its reward metrics after this
+        self.__name__ = name or f"rlpr_{reward}"  # TRL names its reward metrics after this
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
+        return self.score_batch(prompts, completions, **kwargs)
+
+    def score_batch(self, prompts, completions, **kwargs) -> list[float | None]:
         log_metric = kwargs.get("log_metric")
         columns = {k: v for k, v in kwargs.items() if k not in TRL_KWARGS
                    and (self.reference_columns is None or k in self.reference_columns)}
@@ -71,3 +79,13 @@ class RlprReward:
 
     def close(self) -> None:
         self.client.close()
+
+
+class AsyncRlprReward(RlprReward):
+    """RlprReward as a coroutine function, for TRL's asyncio.gather of reward functions. The gRPC
+    call runs on a worker thread: the event loop stays free for the other rewards."""
+
+    async def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
+        import asyncio
+
+        return await asyncio.to_thread(self.score_batch, prompts, completions, **kwargs)

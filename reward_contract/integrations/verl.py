@@ -1,12 +1,18 @@
 """verl's custom reward function, backed by an rlpr reward service.
 
-In verl's config (0.9):
+In verl's config (`reward.custom_reward_function`; the path is what
+`python -m reward_contract.integrations.verl` prints, wherever rlpr is installed, editable or not):
 
-    custom_reward_function:
-      path: <site-packages>/reward_contract/integrations/verl.py
-      name: compute_score
-      reward_kwargs: {url: "grpc://127.0.0.1:50051"}
-    reward_model: {reward_manager: batch}     # one service call per batch (or `naive`: one per item)
+    reward:
+      custom_reward_function:
+        path: /path/printed/by/the/command/above/verl.py
+        name: compute_score_async    # or compute_score
+        reward_kwargs: {url: "grpc://127.0.0.1:50051"}
+
+verl's reward loop scores each sample on its own under `asyncio.gather` (the `naive` and
+`rate_limited` reward managers): `compute_score_async` is a coroutine, so those calls overlap,
+each waiting on a worker thread; `compute_score` is the same, synchronous, and also takes a whole
+batch (`data_sources=`, `solution_strs=`, ..., as verl's `batch` manager passes them).
 
 The reward kind is each item's `data_source` unless `reward` is given. `ground_truth` becomes
 the item's reference (reward_contract.labels: a JSON object names fields, a bare string fills
@@ -45,6 +51,15 @@ def compute_score(data_source=None, solution_str=None, ground_truth=None, extra_
     return score_batch(list(data_sources), list(solution_strs), list(ground_truths), **reward_kwargs)
 
 
+async def compute_score_async(data_source=None, solution_str=None, ground_truth=None, extra_info=None,
+                              **reward_kwargs):
+    """compute_score as a coroutine, for verl's async reward loop: the call runs on a worker thread."""
+    import asyncio
+
+    return await asyncio.to_thread(compute_score, data_source, solution_str, ground_truth, extra_info,
+                                   **reward_kwargs)
+
+
 def score_batch(data_sources: Sequence[str], solutions: Sequence[str], ground_truths: Sequence[object],
                 **reward_kwargs) -> list[dict[str, float]]:
     unknown = set(reward_kwargs) - _KWARGS
@@ -64,3 +79,7 @@ def score_batch(data_sources: Sequence[str], solutions: Sequence[str], ground_tr
         for i, result in zip(rows, results):
             scores[i] = {"score": result.reward if result.ok else failed_score, "rlpr_failed": float(not result.ok)}
     return scores
+
+
+if __name__ == "__main__":
+    print(__file__)  # the `path` for verl's custom_reward_function

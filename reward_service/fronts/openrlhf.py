@@ -12,7 +12,9 @@ errors. Here:
 - other query parameters are reward options (`?lenient=true`);
 - an item the service could not score gets `failed_reward` (default 0.0, a query parameter)
   and is marked in `extra_logs.rlpr_failed`; a request that cannot be served at all is a 5xx,
-  which OpenRLHF retries.
+  which OpenRLHF retries;
+- `scores` (what OpenRLHF's dynamic filtering reads) are the rewards, and `extra_logs` carries each
+  reward component under its name (0.0 where an item has none), which OpenRLHF logs.
 """
 from __future__ import annotations
 
@@ -78,7 +80,9 @@ def openrlhf_router(service: RewardService) -> APIRouter:
         resolved = service.resolve(reward, items, options, None, True, "openrlhf")
         results = await until_disconnected(request, service.score(resolved))
         rewards = [r.reward if r.ok else failed_reward for r in results]
+        names = sorted({name for r in results for name in r.components} - {"rlpr_failed"})
+        logs = {name: [float(r.components.get(name, 0.0)) for r in results] for name in names}
         return OpenRLHFOut(rewards=rewards, scores=rewards,
-                           extra_logs={"rlpr_failed": [0.0 if r.ok else 1.0 for r in results]})
+                           extra_logs={**logs, "rlpr_failed": [0.0 if r.ok else 1.0 for r in results]})
 
     return router
