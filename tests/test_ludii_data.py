@@ -1,4 +1,5 @@
 """The Ludii fill-in-the-middle dataset built from the paper's games in ../shared/ludii."""
+import json
 import random
 import re
 import subprocess
@@ -83,8 +84,7 @@ def test_export_as_a_hugging_face_dataset(tmp_path):
     from datasets import load_from_disk
 
     out = tmp_path / "fim"
-    result = subprocess.run([sys.executable, "-m", "rlpr", "ludii-data", "--out", str(out), "--train",
-                             str(SHARED / "games_train.json"), "--test", str(SHARED / "games_test.json")],
+    result = subprocess.run([sys.executable, "-m", "rlpr", "ludii-data", "--out", str(out), "--games", str(SHARED)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     data = load_from_disk(str(out))
@@ -94,13 +94,62 @@ def test_export_as_a_hugging_face_dataset(tmp_path):
     assert row["masked_fraction"] >= 0.2
 
 
-def test_a_missing_games_file_says_where_the_papers_split_is_published(tmp_path):
-    from trainer.config import TrainConfig
-    from trainer.tasks.ludii_data import LudiiDataConfig, load_games
+@pytest.fixture
+def games_site(tmp_path, monkeypatch):
+    """The paper's files under their upstream names, served over HTTP from a folder of the test's own;
+    the download's cache is the test's too."""
+    import functools
+    import http.server
+    import shutil
+    import threading
 
-    assert TrainConfig.ludii_games == LudiiDataConfig.train == "data/ludii/games_train.json"  # inside the checkout
-    with pytest.raises(FileNotFoundError) as error:
-        load_games(tmp_path / "games_train.json")
-    message = str(error.value)
-    assert "github.com/PadLex/Reinforcement-Learning-from-Explicitly-Programmed-Reward-Signals" in message
-    assert "shared" not in message and "--ludii-games" in message
+    site = tmp_path / "site"
+    site.mkdir()
+    for split in ("train", "test"):
+        shutil.copy(SHARED / f"games_{split}.json", site / f"ludii_descriptions_{split}.json")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("RLPR_LUDII_DATA_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    yield site, server
+    server.shutdown()
+
+
+def test_the_papers_games_are_downloaded_once_checked_and_cached(games_site, tmp_path):
+    from trainer.config import TrainConfig
+    from trainer.tasks.ludii_data import load_games
+    from trainer.tasks.ludii_games import PAPER_URL, cache_dir
+
+    site, server = games_site
+    assert TrainConfig.ludii_games == "" and "/62d1b28438b509f5482a61f31df01c451465e75e/" in PAPER_URL
+    assert len(load_games(split="train")) == 805 and len(load_games(split="test")) == 275
+    assert sorted(p.name for p in cache_dir().iterdir()) == ["games_test.json", "games_train.json"]
+    server.shutdown()  # from now on only the cache can answer
+    assert load_games(split="test") == [game["code"] for game in json.loads((SHARED / "games_test.json").read_text())]
+
+
+def test_a_download_that_does_not_match_the_papers_checksum_is_refused_and_not_kept(games_site):
+    from trainer.tasks.ludii_data import load_games
+    from trainer.tasks.ludii_games import cache_dir
+
+    site, _ = games_site
+    games = json.loads((site / "ludii_descriptions_train.json").read_text())
+    (site / "ludii_descriptions_train.json").write_text(json.dumps(games[:-1]))  # one game missing
+    with pytest.raises(ValueError, match="have SHA-256 [0-9a-f]{64}, not the paper's 9f7be4be"):
+        load_games(split="train")
+    assert not (cache_dir() / "games_train.json").exists()
+    (site / "ludii_descriptions_test.json").unlink()
+    with pytest.raises(FileNotFoundError, match="cannot download the Ludii test games from http.*pass its folder "
+                                                "with --games"):
+        load_games(split="test")
+
+
+def test_a_games_folder_takes_either_name_and_says_what_it_lacks(tmp_path):
+    from trainer.tasks.ludii_games import games_file
+
+    assert games_file("train", str(SHARED)) == SHARED / "games_train.json"
+    (tmp_path / "ludii_descriptions_test.json").write_text("[]")
+    assert games_file("test", str(tmp_path)).name == "ludii_descriptions_test.json"
+    with pytest.raises(FileNotFoundError, match="no games_train.json or ludii_descriptions_train.json in"):
+        games_file("train", str(tmp_path))

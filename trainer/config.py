@@ -60,8 +60,9 @@ class TaskOptions:
     """Longest answer in tokens (a step has at most 4 terms: 7 tokens and '='); 1 as in the authors' code."""
     sentiment_prompts: str = "shipped"
     """`imdb` (Hugging Face datasets, needs network or a cache), `shipped` (prefixes bundled with rlpr), or a text file."""
-    ludii_games: str = "data/ludii/games_train.json"
-    """Ludii games JSON (list of {description, code}) for the fill-in-the-middle task."""
+    ludii_games: str = ""
+    """Ludii games JSON (list of {description, code}) for the fill-in-the-middle task; empty: the paper's
+    training split, downloaded once (SHA-256 checked) into ~/.cache/rlpr."""
     ludii_mask_names: bool = True
     """Mask game and piece names in the Ludii FIM dataset."""
     ludii_min_masked: float = 0.2

@@ -14,20 +14,18 @@ import re
 from dataclasses import dataclass
 
 PRE, SUF, MID = "### PRE: ", "\n### SUF: ", "\n### MID: "
-DEFAULT_TRAIN, DEFAULT_TEST = "data/ludii/games_train.json", "data/ludii/games_test.json"
-PAPER_SPLIT = ("https://github.com/PadLex/Reinforcement-Learning-from-Explicitly-Programmed-Reward-Signals, "
-               "ludii_game_synthesis/lms/caches/ludii_descriptions_{train,test}.json")
 _QUOTED = re.compile(r'"([^"\\]*)"')
 _LUDEME = re.compile(r"\((\w[\w.]*)")
 
 
-def load_games(path: str | pathlib.Path) -> list[str]:
-    path = pathlib.Path(path)
+def load_games(path: str | pathlib.Path = "", split: str = "train") -> list[str]:
+    """The games' code from a JSON list of {"code": ...}: `path`, or the paper's `split` (downloaded once)."""
+    from trainer.tasks.ludii_games import games_file
+
+    path = pathlib.Path(path) if path else games_file(split)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"Ludii games file {path} not found. The paper's split is published with the authors' code: "
-            f"{PAPER_SPLIT}; save it as {DEFAULT_TRAIN} and {DEFAULT_TEST}, or name your files with "
-            "--ludii-games (training) or --train/--test (rlpr ludii-data)")
+        raise FileNotFoundError(f"Ludii games file {path} not found; leave --ludii-games empty for the paper's "
+                                "games (downloaded once), or name a JSON list of {\"code\": ...}")
     return [game["code"] for game in json.loads(path.read_text(encoding="utf-8"))]
 
 
@@ -142,10 +140,9 @@ class LudiiDataConfig:
 
     out: str = "data/ludii_fim"
     """Where DatasetDict.save_to_disk writes."""
-    train: str = DEFAULT_TRAIN
-    """JSON list of training games, each {"code": ...} (the paper's split: see the README)."""
-    test: str = DEFAULT_TEST
-    """JSON list of test games."""
+    games: str = ""
+    """Folder holding games_{train,test}.json (or the paper's ludii_descriptions_{train,test}.json); empty
+    downloads the paper's split once, checks its SHA-256, and caches it."""
     mask_names: bool = True
     """Mask quoted names (game, pieces, ...) to consistent placeholders."""
     min_masked: float = 0.2
@@ -157,10 +154,13 @@ class LudiiDataConfig:
 def run_export(config: LudiiDataConfig) -> int:
     from datasets import DatasetDict
 
+    from trainer.tasks.ludii_games import SPLITS, games_file
+
     rng = random.Random(config.seed)
     splits = {}
-    for name, path in (("train", config.train), ("test", config.test)):
-        samples = build_samples(load_games(path), rng, config.mask_names, config.min_masked, config.samples_per_game)
+    for name in SPLITS:
+        games = load_games(games_file(name, config.games), name)
+        samples = build_samples(games, rng, config.mask_names, config.min_masked, config.samples_per_game)
         splits[name] = to_dataset(samples)
     DatasetDict(splits).save_to_disk(config.out)
     print(f"saved {', '.join(f'{k}: {len(v)}' for k, v in splits.items())} samples to {config.out}")
