@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,12 @@ class ScoredItem:
     error: str = ""
     cached: bool = False
     detail: str = ""  # human-readable why, e.g. Ludii's compiler message; not an error
+    # A composite request's reward of each term, by the term's reward name; empty for one reward.
+    rewards: Mapping[str, float] = field(default_factory=dict)
 
     def __reduce__(self):  # positional and compact: results are pickled in worker replies and the cache
         return ScoredItem, (self.id, self.reward, dict(self.components), self.status, self.error, self.cached,
-                            self.detail)
+                            self.detail, dict(self.rewards))
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,21 @@ class ScoredItem:
     def failed(cls, item_id: str, status: ItemStatus, error: str, components: Mapping[str, float] | None = None
                ) -> "ScoredItem":
         return cls(id=item_id, reward=0.0, components=dict(components or {}), status=status, error=error)
+
+
+@dataclass(frozen=True)
+class RewardTerm:
+    """One weighted reward of a composite request: `[RewardTerm("arithmetic"), RewardTerm(
+    "length_penalty", 0.1, {"budget": 8})]` scores both and returns `1.0 * arithmetic + 0.1 *
+    length_penalty` per item, with each term's reward in `ScoredItem.rewards`."""
+
+    reward: str
+    weight: float = 1.0
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+# What a client scores: one reward's name, or the terms of a composite reward.
+RewardChoice = Union[str, Sequence[RewardTerm]]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import tyro
 
-from reward_contract.settings import grpc_target, parse_pairs
+from reward_contract.settings import grpc_target, parse_pairs, reward_choice
 
 Pairs = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
 
@@ -17,8 +17,9 @@ Pairs = Annotated[tuple[str, ...], tyro.conf.UseAppendAction]
 class ScoreConfig:
     """Score one completion and print the result as JSON (exit 1 unless its status is ok)."""
 
-    reward: str
-    """Reward kind, e.g. arithmetic, sentiment_vader, ludii."""
+    reward: Pairs
+    """Reward kind, e.g. arithmetic, sentiment_vader, ludii. Repeat it with weights for a composite reward:
+    --reward arithmetic=1 --reward length_penalty=0.1 (options then as --option length_penalty.budget=8)."""
     completion: str
     """The model output to score (for ludii, a whole game unless --reference gives prefix/suffix)."""
     prompt: str = ""
@@ -35,7 +36,7 @@ class ScoreConfig:
 
     def __post_init__(self):
         self.references = parse_pairs(self.reference, "--reference")
-        self.options = parse_pairs(self.option, "--option")
+        self.choice, self.options = reward_choice(self.reward, parse_pairs(self.option, "--option"))
         if self.url:
             grpc_target(self.url, "--url")  # refused here, naming this command's flag
 
@@ -47,7 +48,7 @@ def run_score(config: ScoreConfig) -> int:
     client = make_client(config.url, config.token)
     try:
         item = RewardItem("cli", config.prompt, config.completion, config.references)
-        [result] = client.score(config.reward, [item], config.options, config.deadline_s)
+        [result] = client.score(config.choice, [item], config.options, config.deadline_s)
     finally:
         client.close()
     print(json.dumps(dataclasses.asdict(result), indent=2))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-PLUGINS = ",".join(f"tests.plugins.fake_rewards:{name}" for name in ("SLOW", "LIMITED", "OVERTIME", "EXPLOSIVE", "PID"))
+PLUGINS = ",".join(f"tests.plugins.fake_rewards:{name}" for name in ("SLOW", "SLOW_TOO", "LIMITED", "OVERTIME", "EXPLOSIVE", "PID"))
 # Test processes and the workers they spawn must know the same plugin rewards.
 os.environ.setdefault("RLPR_REWARD_PLUGINS", PLUGINS)
 

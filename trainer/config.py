@@ -5,6 +5,7 @@ Field docstrings become `rlpr train --help`. Every check says how to fix the val
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -12,7 +13,8 @@ from typing import Annotated, Literal
 import tyro
 
 from reward_contract.errors import ConfigError
-from reward_contract.settings import parse_pairs
+from reward_contract.settings import parse_pairs, reward_choice
+from reward_contract.types import RewardChoice
 
 # The authors' arithmetic PPO as their code has it (simple_arithmatic/trl_math.py and gpt_math.py in
 # PadLex/Reinforcement-Learning-from-Explicitly-Programmed-Reward-Signals, on their TRL fork's PPOConfig
@@ -182,8 +184,10 @@ class TrainConfig(TaskOptions):
     `accelerate launch`. Under `accelerate launch` itself leave it at 1."""
     reward_deadline_s: float = 0.0
     """Deadline per reward batch; items not scored in time are masked out. 0: the task's (ludii 1800 s, else 300 s)."""
-    reward: str = ""
-    """Override the task's reward, e.g. sentiment_classifier; empty uses the task's default."""
+    reward: Pairs = ()
+    """Override the task's reward, e.g. sentiment_classifier; unset uses the task's default. Repeat it with
+    weights for a composite reward: --reward arithmetic=1 --reward length_penalty=0.1 (each term logged as
+    reward/<name>; options then named --reward-option length_penalty.budget=8)."""
     reward_option: Pairs = ()
     """Reward option KEY=VALUE, repeatable: --reward-option model=path/to/classifier --reward-option output=prob."""
     timeout_reward: float | None = None
@@ -212,6 +216,18 @@ class TrainConfig(TaskOptions):
     @property
     def reward_options(self) -> dict[str, str]:
         return parse_pairs(self.reward_option, "--reward-option")
+
+    def reward_for(self, task) -> tuple[RewardChoice, dict[str, str]]:
+        """The reward to train on and its options: the task's own (with the task's options, under
+        --reward-option), or what --reward names. The task's options follow its reward into a
+        composite; a composite's options travel in its terms, so the dict is then empty."""
+        choice, options = reward_choice(self.reward or (task.reward,), self.reward_options, "--reward",
+                                        "--reward-option")
+        if isinstance(choice, str):
+            return choice, (dict(task.reward_options) if choice == task.reward else {}) | options
+        terms = tuple(dataclasses.replace(t, options={**task.reward_options, **t.options}) if t.reward == task.reward
+                      else t for t in choice)
+        return terms, {}
 
     def __post_init__(self):
         self._check_task()
@@ -246,7 +262,8 @@ class TrainConfig(TaskOptions):
             raise ConfigError("--lora-dropout must be 0 for RL training: dropout makes the distribution the learner "
                               "reads differ from the one the sampler drew from (use it with `rlpr sft`)")
         self._check_scale()
-        self.reward_options  # noqa: B018 - validate the pairs now, not at the first batch
+        # Validate the pairs and the --reward terms now, not at the first batch.
+        reward_choice(self.reward or ("task",), self.reward_options, "--reward", "--reward-option")
 
     def _check_scale(self) -> None:
         if self.processes < 1:

@@ -253,6 +253,7 @@ class PPOTrainer:
                 "train/staleness": float(self.version - 1 - rollout.policy_version),
                 "kl/mean": mean_kl, "kl/coef": self.kl.value, **diversity(completions),
                 **{f"reward_components/{k}": v for k, v in scores.components.items()},
+                **{f"reward/{name}": v for name, v in scores.terms.items()},
                 "response/length": response_tokens / len(completions)}
 
 

@@ -9,7 +9,8 @@ from typing import Mapping, Sequence
 
 from reward_contract.client import RewardClient, make_client
 from reward_contract.errors import ConfigError, RlprError
-from reward_contract.types import ItemStatus, RewardItem
+from reward_contract.settings import choice_names
+from reward_contract.types import ItemStatus, RewardChoice, RewardItem
 from trainer.tasks.base import Prompt
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class Scores:
     unavailable: bool = False  # the whole batch could not be scored
     time_limited: int = 0  # items whose reward hit its own time limit
     components: dict[str, float] = field(default_factory=dict)  # mean of each named component over scored items
+    terms: dict[str, float] = field(default_factory=dict)  # a composite's mean reward of each term
 
     @property
     def failed(self) -> int:
@@ -36,7 +38,7 @@ class RewardScorer:
     own time limit (status time_limit) gets that reward instead of being masked.
     """
 
-    def __init__(self, client: RewardClient, reward: str, options: Mapping[str, str], deadline_s: float,
+    def __init__(self, client: RewardClient, reward: RewardChoice, options: Mapping[str, str], deadline_s: float,
                  timeout_reward: float | None = None):
         self.client = client
         self.reward = reward
@@ -58,7 +60,8 @@ class RewardScorer:
             rewards.append(result.reward if result.ok else self.timeout_reward if timed_out else 0.0)
             valid.append(result.ok or timed_out)
         return Scores(rewards, valid, time_limited=sum(r.status is ItemStatus.TIME_LIMIT for r in results),
-                      components=component_means(r for r in results if r.ok))
+                      components=component_means(r.components for r in results if r.ok),
+                      terms=component_means(r.rewards for r in results if r.ok))
 
     def submit(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> "Future[Scores]":
         """Score in the background so the trainer can generate the next batch meanwhile."""
@@ -69,7 +72,7 @@ class RewardScorer:
         self.client.close()
 
 
-def open_scorer(url: str, token: str, reward: str, options: Mapping[str, str], deadline_s: float,
+def open_scorer(url: str, token: str, reward: RewardChoice, options: Mapping[str, str], deadline_s: float,
                 timeout_reward: float | None = None, probe: Prompt | None = None) -> RewardScorer:
     """A scorer whose service answered once: a wrong address, token or reward name stops the run
     at start-up with the fix, instead of masking every batch, and so does a reward that fails a
@@ -77,9 +80,10 @@ def open_scorer(url: str, token: str, reward: str, options: Mapping[str, str], d
     client = make_client(url, token)
     try:
         kinds = {kind.name for kind in client.kinds()}
-        if reward not in kinds:
-            raise ConfigError(f"the reward service at {url or 'this process'} has no reward {reward!r}; "
-                              f"it has: {', '.join(sorted(kinds))}")
+        for name in choice_names(reward):
+            if name not in kinds:
+                raise ConfigError(f"the reward service at {url or 'this process'} has no reward {name!r}; "
+                                  f"it has: {', '.join(sorted(kinds))}")
         if probe is not None:
             probe_reward(client, reward, options, probe, deadline_s)
     except (RlprError, ConfigError):
@@ -88,7 +92,7 @@ def open_scorer(url: str, token: str, reward: str, options: Mapping[str, str], d
     return RewardScorer(client, reward, options, deadline_s, timeout_reward)
 
 
-def probe_reward(client: RewardClient, reward: str, options: Mapping[str, str], prompt: Prompt,
+def probe_reward(client: RewardClient, reward: RewardChoice, options: Mapping[str, str], prompt: Prompt,
                  deadline_s: float) -> None:
     """Score one of the task's prompts with an empty completion. A reward function that raises on it
     (status `error`: a classifier path that does not exist, a Ludii engine without its jar) fails on
@@ -104,24 +108,23 @@ def probe_reward(client: RewardClient, reward: str, options: Mapping[str, str], 
         log.warning("the reward service could not score a probe item; starting anyway: %s", exc)
         return
     if result.status is ItemStatus.ERROR:
-        raise ConfigError(f"the reward {reward!r} fails with these options (probe item: {result.error}); "
+        raise ConfigError(f"the reward {', '.join(choice_names(reward))} fails with these options (probe item: "
+                          f"{result.error}); "
                           "fix --reward-option or the reward's set-up before training")
 
 
 def make_scorer(config, task) -> RewardScorer:
     """The scorer a training config asks for: the task's reward unless --reward overrides it."""
-    reward = config.reward or task.reward
-    options = dict(task.reward_options) if reward == task.reward else {}
-    options.update(config.reward_options)
+    reward, options = config.reward_for(task)
     return open_scorer(config.reward_url, config.reward_token, reward, options,
                        config.reward_deadline_s or task.reward_deadline_s, config.timeout_reward,
                        probe=task.prompts(1, random.Random(config.seed))[0])
 
 
-def component_means(results) -> dict[str, float]:
-    """Mean of each named component over the results that carry it (Ludii's compiles, balance, ...)."""
+def component_means(mappings) -> dict[str, float]:
+    """Mean of each name over the mappings that carry it (Ludii's compiles, balance, ...; a composite's terms)."""
     sums: dict[str, list[float]] = {}
-    for result in results:
-        for name, value in result.components.items():
+    for mapping in mappings:
+        for name, value in mapping.items():
             sums.setdefault(name, []).append(value)
     return {name: sum(values) / len(values) for name, values in sums.items()}

@@ -19,7 +19,7 @@ class Baseline:
 def baseline_for(config, task) -> Baseline | None:
     """The task's baseline, when the run is scored by the task's own reward with its own options
     (another reward has another baseline, which rlpr does not know)."""
-    if (config.reward and config.reward != task.reward) or config.reward_options:
+    if (config.reward and tuple(config.reward) != (task.reward,)) or config.reward_options:
         return None
     return task.baseline()
 

@@ -173,9 +173,9 @@ def build_trainer(config, out: pathlib.Path, rng):
         args, base = RLOOConfig(**common), RLOOTrainer
     trainer_class = type(f"Regularised{base.__name__}", (BatchEntropyMixin, base), {})
     dataset = _dataset(task, config, rng)
-    options = dict(task.reward_options) if (config.reward or task.reward) == task.reward else {}
-    reward = TrainerReward(config.reward or task.reward, config.reward_url, config.reward_token,
-                           options | config.reward_options, config.reward_deadline_s or task.reward_deadline_s,
+    choice, options = config.reward_for(task)
+    reward = TrainerReward(choice, config.reward_url, config.reward_token,
+                           options, config.reward_deadline_s or task.reward_deadline_s,
                            [c for c in dataset.column_names if c != "prompt"], task.clean, config.timeout_reward)
     trainer = trainer_class(model=lm, reward_funcs=[reward], args=args, train_dataset=dataset,
                             processing_class=tokenizer, peft_config=models.lora_config(config))

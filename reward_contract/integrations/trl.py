@@ -4,7 +4,15 @@
     trainer = GRPOTrainer(..., reward_funcs=[RlprReward("arithmetic", url="grpc://127.0.0.1:50051")])
 
 TRL logs each reward function as `rewards/<__name__>/mean`: an adapter is named `rlpr_<reward>`,
-or `name=` (two adapters of one reward need two names). `AsyncRlprReward` is the same reward as
+or `name=` (two adapters of one reward need two names).
+
+Several rewards, weighted, map onto TRL in one of two ways:
+- one adapter of a composite reward, `RlprReward([RewardTerm("arithmetic"), RewardTerm("length_penalty",
+  0.1)])`: the service sums the terms, an item fails if any term fails, and each term's mean is
+  logged as `reward/<name>`;
+- TRL's own `reward_funcs` and `reward_weights`: `funcs, weights = rlpr_reward_funcs(terms, url=...)`,
+  then `GRPOConfig(reward_weights=weights)` and `reward_funcs=funcs`. TRL sums what each scored
+  (nansum), so an item one term failed keeps the others' reward there. `AsyncRlprReward` is the same reward as
 a coroutine: TRL (0.27+) gathers coroutine reward functions, so several rewards are scored at
 once, each waiting on a worker thread, never on TRL's event loop.
 
@@ -19,7 +27,8 @@ from typing import Callable, Mapping, Sequence
 
 from reward_contract.client import RewardClient, make_client
 from reward_contract.errors import RlprError
-from reward_contract.types import ItemStatus, RewardItem, ScoredItem
+from reward_contract.settings import choice_names
+from reward_contract.types import ItemStatus, RewardChoice, RewardItem, RewardTerm, ScoredItem
 
 # Keyword arguments TRL passes to every reward function that are not dataset columns.
 TRL_KWARGS = {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
@@ -31,7 +40,7 @@ def _text(message) -> str:
 
 
 class RlprReward:
-    def __init__(self, reward: str, url: str = "", token: str = "", options: Mapping[str, object] | None = None,
+    def __init__(self, reward: RewardChoice, url: str = "", token: str = "", options: Mapping[str, object] | None = None,
                  deadline_s: float | None = None, reference_columns: Sequence[str] | None = None,
                  transform: Callable[[str], str] | None = None, time_limit_reward: float | None = None,
                  client: RewardClient | None = None, name: str = ""):
@@ -42,7 +51,7 @@ class RlprReward:
         self.reference_columns = reference_columns
         self.transform = transform or (lambda text: text)
         self.time_limit_reward = time_limit_reward
-        self.__name__ = name or f"rlpr_{reward}"  # TRL names its reward metrics after this
+        self.__name__ = name or "rlpr_" + "+".join(choice_names(reward))  # TRL names its reward metrics after this
 
     def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
         return self.score_batch(prompts, completions, **kwargs)
@@ -64,6 +73,12 @@ class RlprReward:
         rewards = [self.reward_of(r) for r in results]
         if log_metric:
             log_metric("rlpr/failed_items", float(sum(r is None for r in rewards)))
+            terms: dict[str, list[float]] = {}
+            for result in results:
+                for term, value in (result.rewards if result.ok else {}).items():
+                    terms.setdefault(term, []).append(value)
+            for term, values in terms.items():
+                log_metric(f"reward/{term}", sum(values) / len(values))
         self.after_batch(items, results, log_metric)
         return rewards
 
@@ -89,3 +104,10 @@ class AsyncRlprReward(RlprReward):
         import asyncio
 
         return await asyncio.to_thread(self.score_batch, prompts, completions, **kwargs)
+
+
+def rlpr_reward_funcs(terms: Sequence[RewardTerm], **kwargs) -> tuple[list[RlprReward], list[float]]:
+    """TRL's `reward_funcs` and `reward_weights` for a weighted sum of rlpr rewards: one adapter per
+    term (with the term's options, named `rlpr_<reward>`) and the terms' weights. `kwargs` go to
+    every adapter (url, token, deadline_s, ...)."""
+    return [RlprReward(t.reward, options=t.options, **kwargs) for t in terms], [float(t.weight) for t in terms]

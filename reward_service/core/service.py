@@ -17,11 +17,12 @@ from typing import Mapping, Sequence
 
 from redis.exceptions import RedisError
 
-from reward_contract.errors import Internal, ResourceExhausted, Unavailable
-from reward_contract.types import RewardItem, RewardKind, ScoredItem
+from reward_contract.errors import Internal, InvalidArgument, ResourceExhausted, Unavailable, quoted_names
+from reward_contract.types import RewardChoice, RewardItem, RewardKind, RewardTerm, ScoredItem
 from reward_service.config import ServeConfig
 from reward_service.core.backends import POLL_S, STALL_S, Backend, InProcessBackend, QueueBackend
 from reward_service.core.cache import ResultCache
+from reward_service.core.composite import CompositeRequest, combine, validate_terms
 from reward_service.core.health import Health, HealthMonitor
 from reward_service.core.memory import MemoryReleaser
 from reward_service.core.prometheus import ServiceMetrics
@@ -119,7 +120,30 @@ class RewardService:
                 caller_remaining_s: float | None = None) -> ResolvedRequest:
         return resolve(reward, items, options, deadline_s, use_cache, front, self.limits, caller_remaining_s)
 
-    async def score(self, request: ResolvedRequest) -> list[ScoredItem]:
+    def resolve_terms(self, terms: Sequence[RewardTerm], items: Sequence[RewardItem], deadline_s: float | None = None,
+                      use_cache: bool = True, front: str = "python", caller_remaining_s: float | None = None
+                      ) -> CompositeRequest:
+        """A composite request: each term resolved as a request of its own reward, on the same items."""
+        validate_terms(terms)
+        return CompositeRequest(tuple((t.reward, float(t.weight), self.resolve(
+            t.reward, items, t.options, deadline_s, use_cache, front, caller_remaining_s)) for t in terms))
+
+    def resolve_choice(self, reward: RewardChoice, items: Sequence[RewardItem],
+                       options: Mapping[str, object] | None = None, deadline_s: float | None = None,
+                       use_cache: bool = True, front: str = "python", caller_remaining_s: float | None = None
+                       ) -> ResolvedRequest | CompositeRequest:
+        """What a front received: one reward's name with `options`, or a composite's terms (each
+        carrying its own options, so `options` must then be empty)."""
+        if isinstance(reward, str):
+            return self.resolve(reward, items, options, deadline_s, use_cache, front, caller_remaining_s)
+        if options:
+            raise InvalidArgument("a composite request carries options in its terms; send no top-level options "
+                                  f"(got {quoted_names(list(options))})")
+        return self.resolve_terms(reward, items, deadline_s, use_cache, front, caller_remaining_s)
+
+    async def score(self, request: ResolvedRequest | CompositeRequest) -> list[ScoredItem]:
+        if isinstance(request, CompositeRequest):
+            return await self._score_composite(request)
         name = request.spec.name
         requests, inflight, latency = self._labelled(("request", request.front, name), lambda: (
             self.metrics.requests.labels(request.front, name), self.metrics.inflight.labels(name),
@@ -141,6 +165,21 @@ class RewardService:
             self._labelled(("items", name, status, cached), lambda: self.metrics.items.labels(
                 name, status.value, str(cached).lower())).inc(count)
         return results
+
+    async def _score_composite(self, request: CompositeRequest) -> list[ScoredItem]:
+        """Every term at once, each on its own queue; one term refused (admission, Redis) withdraws
+        the others' work and refuses the whole request."""
+        names, weights, parts = zip(*request.parts)
+        if self._runs_inline:  # nothing suspends here, and no loop runs: one term after another
+            per_term = [await self.score(part) for part in parts]
+        else:
+            tasks = [asyncio.ensure_future(self.score(part)) for part in parts]
+            try:
+                per_term = await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+        return combine(names, weights, per_term)
 
     def _labelled(self, key: tuple, make):
         """`make()`'s labelled metrics, made once per key: a prometheus `labels()` lookup costs as
@@ -177,13 +216,13 @@ class RewardService:
         by_id = hits | {result.id: result for result in fresh}
         return [by_id[item.id] for item in request.items]
 
-    def score_blocking(self, reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
-                       deadline_s: float | None = None, use_cache: bool = True, front: str = "inprocess"
-                       ) -> list[ScoredItem]:
+    def score_blocking(self, reward: RewardChoice, items: Sequence[RewardItem],
+                       options: Mapping[str, object] | None = None, deadline_s: float | None = None,
+                       use_cache: bool = True, front: str = "inprocess") -> list[ScoredItem]:
         """For callers without an event loop (the in-process client, scripts). The embedded service
         runs in the caller's thread; one with Redis runs on an event loop thread of its own, so its
         async Redis clients always see one loop."""
-        request = self.resolve(reward, items, options, deadline_s, use_cache, front)
+        request = self.resolve_choice(reward, items, options, deadline_s, use_cache, front)
         if self._runs_inline:
             # Nothing on this path awaits anything that suspends, and a loop (or a hop to a loop
             # thread) costs more than scoring a small batch: drive the coroutine to its end here,

@@ -57,9 +57,12 @@ class RewardServicer:
             request = pb.ScoreRequest.FromString(raw)
         except DecodeError as exc:
             raise InvalidArgument(f"request does not parse (strings must be valid UTF-8): {exc}") from exc
-        resolved = self.service.resolve(request.reward, codec.items_from_pb(request), dict(request.options),
-                                        request.deadline_ms / 1000 or None, not request.no_cache, "grpc",
-                                        caller_remaining_s=context.time_remaining())
+        if request.terms and request.reward:
+            raise InvalidArgument("set either `reward` or `terms`, not both")
+        reward = codec.terms_from_pb(request) if request.terms else request.reward
+        resolved = self.service.resolve_choice(reward, codec.items_from_pb(request), dict(request.options),
+                                               request.deadline_ms / 1000 or None, not request.no_cache, "grpc",
+                                               caller_remaining_s=context.time_remaining())
         results = await self.service.score(resolved)
         return pb.ScoreResponse(results=[codec.result_to_pb(r) for r in results])
 

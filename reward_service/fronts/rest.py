@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reward_contract.errors import QUOTED_NAMES, Cancelled, RlprError, quoted
-from reward_contract.types import RewardItem, ScoredItem
+from reward_contract.errors import QUOTED_NAMES, Cancelled, InvalidArgument, RlprError, quoted
+from reward_contract.types import RewardItem, RewardTerm, ScoredItem
 from reward_service.core.memory import MemoryReleaser
 from reward_service.core.service import RewardService, internal_error
 
@@ -48,8 +48,20 @@ class ItemIn(_Strict):
         return RewardItem(self.id, self.prompt, self.completion, {k: str(v) for k, v in self.reference.items()})
 
 
-class _ScoreIn(_Strict):
+class TermIn(_Strict):
     reward: str = Field(description="A reward kind from GET /v1/rewards.")
+    weight: float = Field(default=1.0, description="The term's weight in the item's reward.")
+    options: dict[str, Scalar] = Field(default_factory=dict, description="This reward's options.")
+
+    def to_term(self) -> RewardTerm:
+        return RewardTerm(self.reward, self.weight, self.options)
+
+
+class _ScoreIn(_Strict):
+    reward: str = Field(default="", description="A reward kind from GET /v1/rewards; empty when `terms` is set.")
+    terms: list[TermIn] = Field(default_factory=list, description=(
+        "A composite reward instead of `reward`: each term scored on its own, the item's reward their weighted "
+        "sum, each term's reward in the result's `rewards`."))
     options: dict[str, Scalar] = Field(default_factory=dict, description="JSON scalars typed by the reward's options.")
     # The bound only keeps the number a float can hold; the server's own maximum is checked with the rest.
     deadline_ms: int = Field(default=0, ge=0, le=10**12, description="0 uses the server default.")
@@ -74,6 +86,7 @@ class ResultOut(BaseModel):
     error: str
     cached: bool
     detail: str
+    rewards: dict[str, float] = Field(description="A composite request's reward of each term; empty otherwise.")
 
 
 class BatchOut(BaseModel):
@@ -186,8 +199,13 @@ def scoring_router(service: RewardService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["scoring"])
 
     async def score(request: Request, body: _ScoreIn, items: list[ItemIn]) -> list[ScoredItem]:
-        resolved = service.resolve(body.reward, [i.to_item() for i in items], body.options,
-                                   body.deadline_ms / 1000 or None, not body.no_cache, "rest")
+        if body.terms and body.reward:
+            raise InvalidArgument("set either `reward` or `terms`, not both")
+        if not body.terms and not body.reward:
+            raise InvalidArgument("name a `reward` (GET /v1/rewards lists them), or send `terms`")
+        reward = [t.to_term() for t in body.terms] if body.terms else body.reward
+        resolved = service.resolve_choice(reward, [i.to_item() for i in items], body.options,
+                                          body.deadline_ms / 1000 or None, not body.no_cache, "rest")
         return await until_disconnected(request, service.score(resolved))
 
     @router.post("/score", response_model=ResultOut)

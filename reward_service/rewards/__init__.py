@@ -13,7 +13,7 @@ import importlib
 import os
 
 from reward_contract.errors import UnknownReward
-from reward_service.rewards import arithmetic, ludii, sentiment_classifier, sentiment_vader
+from reward_service.rewards import arithmetic, ludii, repetition, sentiment_classifier, sentiment_vader
 from reward_service.rewards.base import RewardSpec
 
 REGISTRY: dict[str, RewardSpec] = {
@@ -54,6 +54,12 @@ REGISTRY: dict[str, RewardSpec] = {
             default_deadline_s=ludii.DEFAULT_DEADLINE_S,
             # The same game reached from different FIM prompts is evaluated once.
             cache_identity=lambda item: (ludii.game_text(item),),
+        ),
+        RewardSpec(
+            name="repetition",
+            description="minus the share of the completion's word n-grams that repeat an earlier one, in (-1, 0]",
+            score=repetition.score,
+            options_type=repetition.RepetitionOptions,
         ),
     )
 }

@@ -55,6 +55,8 @@ def _pid(item: RewardItem, options: NoOptions) -> RewardResult:
 PID = RewardSpec("test_pid", _pid, "reports the pid of the process that scored it", chunk_size=1)
 SLOW = RewardSpec("test_slow", _sleepy, "sleeps reference.sleep_s, reward = len(completion)", SleepOptions,
                   ("sleep_s",), chunk_size=1)
+SLOW_TOO = RewardSpec("test_slow_too", _sleepy, "test_slow on a queue of its own", SleepOptions, ("sleep_s",),
+                     chunk_size=1)
 LIMITED = RewardSpec("test_limited", _sleepy, "like test_slow, but at most 2 items in flight per API process",
                      SleepOptions, queue="test_slow", chunk_size=1, max_inflight_items=2)
 OVERTIME = RewardSpec("test_overtime", _overtime, "time_limit for completion 'slow', else 0.5", chunk_size=4)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$reward_contract/wire/v1/reward.proto\x12\x0erlpr.reward.v1\"\xa0\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\ncompletion\x18\x03 \x01(\t\x12\x36\n\treference\x18\x04 \x03(\x0b\x32#.rlpr.reward.v1.Item.ReferenceEntry\x1a\x30\n\x0eReferenceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd6\x01\n\x0cScoreRequest\x12\x0e\n\x06reward\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.rlpr.reward.v1.Item\x12:\n\x07options\x18\x03 \x03(\x0b\x32).rlpr.reward.v1.ScoreRequest.OptionsEntry\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\r\x12\x10\n\x08no_cache\x18\x05 \x01(\x08\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xea\x01\n\x06Result\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reward\x18\x02 \x01(\x01\x12:\n\ncomponents\x18\x03 \x03(\x0b\x32&.rlpr.reward.v1.Result.ComponentsEntry\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.rlpr.reward.v1.Status\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\rScoreResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.rlpr.reward.v1.Result\"\x14\n\x12ListRewardsRequest\"\xbd\x01\n\nRewardKind\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x03 \x01(\t\x12\x38\n\x07options\x18\x04 \x03(\x0b\x32\'.rlpr.reward.v1.RewardKind.OptionsEntry\x12\x13\n\x0blabel_field\x18\x05 \x01(\t\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x13ListRewardsResponse\x12+\n\x07rewards\x18\x01 \x03(\x0b\x32\x1a.rlpr.reward.v1.RewardKind*g\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x0b\n\x07INVALID\x10\x02\x12\t\n\x05\x45RROR\x10\x03\x12\x0b\n\x07TIMEOUT\x10\x04\x12\x08\n\x04LOST\x10\x05\x12\x0e\n\nTIME_LIMIT\x10\x06\x32\xfd\x01\n\rRewardService\x12\x44\n\x05Score\x12\x1c.rlpr.reward.v1.ScoreRequest\x1a\x1d.rlpr.reward.v1.ScoreResponse\x12N\n\x0bScoreStream\x12\x1c.rlpr.reward.v1.ScoreRequest\x1a\x1d.rlpr.reward.v1.ScoreResponse(\x01\x30\x01\x12V\n\x0bListRewards\x12\".rlpr.reward.v1.ListRewardsRequest\x1a#.rlpr.reward.v1.ListRewardsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$reward_contract/wire/v1/reward.proto\x12\x0erlpr.reward.v1\"\xa0\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\ncompletion\x18\x03 \x01(\t\x12\x36\n\treference\x18\x04 \x03(\x0b\x32#.rlpr.reward.v1.Item.ReferenceEntry\x1a\x30\n\x0eReferenceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x01\n\nRewardTerm\x12\x0e\n\x06reward\x18\x01 \x01(\t\x12\x13\n\x06weight\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x38\n\x07options\x18\x03 \x03(\x0b\x32\'.rlpr.reward.v1.RewardTerm.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07_weight\"\x81\x02\n\x0cScoreRequest\x12\x0e\n\x06reward\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.rlpr.reward.v1.Item\x12:\n\x07options\x18\x03 \x03(\x0b\x32).rlpr.reward.v1.ScoreRequest.OptionsEntry\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\r\x12\x10\n\x08no_cache\x18\x05 \x01(\x08\x12)\n\x05terms\x18\x06 \x03(\x0b\x32\x1a.rlpr.reward.v1.RewardTerm\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd0\x02\n\x06Result\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reward\x18\x02 \x01(\x01\x12:\n\ncomponents\x18\x03 \x03(\x0b\x32&.rlpr.reward.v1.Result.ComponentsEntry\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.rlpr.reward.v1.Status\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x06 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x34\n\x07rewards\x18\x08 \x03(\x0b\x32#.rlpr.reward.v1.Result.RewardsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a.\n\x0cRewardsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\rScoreResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.rlpr.reward.v1.Result\"\x14\n\x12ListRewardsRequest\"\xbd\x01\n\nRewardKind\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05queue\x18\x03 \x01(\t\x12\x38\n\x07options\x18\x04 \x03(\x0b\x32\'.rlpr.reward.v1.RewardKind.OptionsEntry\x12\x13\n\x0blabel_field\x18\x05 \x01(\t\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x13ListRewardsResponse\x12+\n\x07rewards\x18\x01 \x03(\x0b\x32\x1a.rlpr.reward.v1.RewardKind*g\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\x0b\n\x07INVALID\x10\x02\x12\t\n\x05\x45RROR\x10\x03\x12\x0b\n\x07TIMEOUT\x10\x04\x12\x08\n\x04LOST\x10\x05\x12\x0e\n\nTIME_LIMIT\x10\x06\x32\xfd\x01\n\rRewardService\x12\x44\n\x05Score\x12\x1c.rlpr.reward.v1.ScoreRequest\x1a\x1d.rlpr.reward.v1.ScoreResponse\x12N\n\x0bScoreStream\x12\x1c.rlpr.reward.v1.ScoreRequest\x1a\x1d.rlpr.reward.v1.ScoreResponse(\x01\x30\x01\x12V\n\x0bListRewards\x12\".rlpr.reward.v1.ListRewardsRequest\x1a#.rlpr.reward.v1.ListRewardsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ITEM_REFERENCEENTRY']._loaded_options = None
   _globals['_ITEM_REFERENCEENTRY']._serialized_options = b'8\001'
+  _globals['_REWARDTERM_OPTIONSENTRY']._loaded_options = None
+  _globals['_REWARDTERM_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_SCOREREQUEST_OPTIONSENTRY']._loaded_options = None
   _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_RESULT_COMPONENTSENTRY']._loaded_options = None
   _globals['_RESULT_COMPONENTSENTRY']._serialized_options = b'8\001'
+  _globals['_RESULT_REWARDSENTRY']._loaded_options = None
+  _globals['_RESULT_REWARDSENTRY']._serialized_options = b'8\001'
   _globals['_REWARDKIND_OPTIONSENTRY']._loaded_options = None
   _globals['_REWARDKIND_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_STATUS']._serialized_start=1013
-  _globals['_STATUS']._serialized_end=1116
+  _globals['_STATUS']._serialized_start=1327
+  _globals['_STATUS']._serialized_end=1430
   _globals['_ITEM']._serialized_start=57
   _globals['_ITEM']._serialized_end=217
   _globals['_ITEM_REFERENCEENTRY']._serialized_start=169
   _globals['_ITEM_REFERENCEENTRY']._serialized_end=217
-  _globals['_SCOREREQUEST']._serialized_start=220
-  _globals['_SCOREREQUEST']._serialized_end=434
-  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_start=388
-  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_end=434
-  _globals['_RESULT']._serialized_start=437
-  _globals['_RESULT']._serialized_end=671
-  _globals['_RESULT_COMPONENTSENTRY']._serialized_start=622
-  _globals['_RESULT_COMPONENTSENTRY']._serialized_end=671
-  _globals['_SCORERESPONSE']._serialized_start=673
-  _globals['_SCORERESPONSE']._serialized_end=729
-  _globals['_LISTREWARDSREQUEST']._serialized_start=731
-  _globals['_LISTREWARDSREQUEST']._serialized_end=751
-  _globals['_REWARDKIND']._serialized_start=754
-  _globals['_REWARDKIND']._serialized_end=943
-  _globals['_REWARDKIND_OPTIONSENTRY']._serialized_start=388
-  _globals['_REWARDKIND_OPTIONSENTRY']._serialized_end=434
-  _globals['_LISTREWARDSRESPONSE']._serialized_start=945
-  _globals['_LISTREWARDSRESPONSE']._serialized_end=1011
-  _globals['_REWARDSERVICE']._serialized_start=1119
-  _globals['_REWARDSERVICE']._serialized_end=1372
+  _globals['_REWARDTERM']._serialized_start=220
+  _globals['_REWARDTERM']._serialized_end=386
+  _globals['_REWARDTERM_OPTIONSENTRY']._serialized_start=329
+  _globals['_REWARDTERM_OPTIONSENTRY']._serialized_end=375
+  _globals['_SCOREREQUEST']._serialized_start=389
+  _globals['_SCOREREQUEST']._serialized_end=646
+  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_start=329
+  _globals['_SCOREREQUEST_OPTIONSENTRY']._serialized_end=375
+  _globals['_RESULT']._serialized_start=649
+  _globals['_RESULT']._serialized_end=985
+  _globals['_RESULT_COMPONENTSENTRY']._serialized_start=888
+  _globals['_RESULT_COMPONENTSENTRY']._serialized_end=937
+  _globals['_RESULT_REWARDSENTRY']._serialized_start=939
+  _globals['_RESULT_REWARDSENTRY']._serialized_end=985
+  _globals['_SCORERESPONSE']._serialized_start=987
+  _globals['_SCORERESPONSE']._serialized_end=1043
+  _globals['_LISTREWARDSREQUEST']._serialized_start=1045
+  _globals['_LISTREWARDSREQUEST']._serialized_end=1065
+  _globals['_REWARDKIND']._serialized_start=1068
+  _globals['_REWARDKIND']._serialized_end=1257
+  _globals['_REWARDKIND_OPTIONSENTRY']._serialized_start=329
+  _globals['_REWARDKIND_OPTIONSENTRY']._serialized_end=375
+  _globals['_LISTREWARDSRESPONSE']._serialized_start=1259
+  _globals['_LISTREWARDSRESPONSE']._serialized_end=1325
+  _globals['_REWARDSERVICE']._serialized_start=1433
+  _globals['_REWARDSERVICE']._serialized_end=1686
 # @@protoc_insertion_point(module_scope)

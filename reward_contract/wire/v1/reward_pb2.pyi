@@ -43,8 +43,25 @@ class Item(_message.Message):
     reference: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., reference: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class RewardTerm(_message.Message):
+    __slots__ = ("reward", "weight", "options")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    reward: str
+    weight: float
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, reward: _Optional[str] = ..., weight: _Optional[float] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class ScoreRequest(_message.Message):
-    __slots__ = ("reward", "items", "options", "deadline_ms", "no_cache")
+    __slots__ = ("reward", "items", "options", "deadline_ms", "no_cache", "terms")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,16 +74,25 @@ class ScoreRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     reward: str
     items: _containers.RepeatedCompositeFieldContainer[Item]
     options: _containers.ScalarMap[str, str]
     deadline_ms: int
     no_cache: bool
-    def __init__(self, reward: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., options: _Optional[_Mapping[str, str]] = ..., deadline_ms: _Optional[int] = ..., no_cache: _Optional[bool] = ...) -> None: ...
+    terms: _containers.RepeatedCompositeFieldContainer[RewardTerm]
+    def __init__(self, reward: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., options: _Optional[_Mapping[str, str]] = ..., deadline_ms: _Optional[int] = ..., no_cache: _Optional[bool] = ..., terms: _Optional[_Iterable[_Union[RewardTerm, _Mapping]]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("id", "reward", "components", "status", "error", "cached", "detail")
+    __slots__ = ("id", "reward", "components", "status", "error", "cached", "detail", "rewards")
     class ComponentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class RewardsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +106,7 @@ class Result(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    REWARDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     reward: float
     components: _containers.ScalarMap[str, float]
@@ -87,7 +114,8 @@ class Result(_message.Message):
     error: str
     cached: bool
     detail: str
-    def __init__(self, id: _Optional[str] = ..., reward: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., status: _Optional[_Union[Status, str]] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+    rewards: _containers.ScalarMap[str, float]
+    def __init__(self, id: _Optional[str] = ..., reward: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., status: _Optional[_Union[Status, str]] = ..., error: _Optional[str] = ..., cached: _Optional[bool] = ..., detail: _Optional[str] = ..., rewards: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("results",)
