@@ -17,7 +17,7 @@ import grpc
 from reward_contract import codec
 from reward_contract.errors import ERRORS_BY_GRPC_CODE, RlprError, Unavailable
 from reward_contract.settings import auth_token, grpc_target
-from reward_contract.types import RewardItem, RewardKind, ScoredItem
+from reward_contract.types import RewardChoice, RewardItem, RewardKind, ScoredItem
 from reward_contract.wire.v1 import reward_pb2 as pb
 from reward_contract.wire.v1 import reward_pb2_grpc as pb_grpc
 
@@ -31,9 +31,10 @@ LOCAL_CLIENT = "reward_service.core.local_client:LocalRewardClient"
 
 
 class RewardClient(Protocol):
-    def score(self, reward: str, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
+    def score(self, reward: RewardChoice, items: Sequence[RewardItem], options: Mapping[str, object] | None = None,
               deadline_s: float | None = None) -> list[ScoredItem]:
-        """One result per item, in order. Raises RlprError when the whole request fails."""
+        """One result per item, in order. Raises RlprError when the whole request fails. `reward` is a
+        reward's name (with `options`), or a composite's `RewardTerm`s (each with its own options)."""
 
     def kinds(self) -> list[RewardKind]: ...
 
@@ -92,6 +93,35 @@ class GrpcRewardClient:
     def close(self):
         self.channel.unsubscribe(self._on_state)
         self.channel.close()
+
+
+class AsyncGrpcRewardClient:
+    """The gRPC client for code on an event loop (verifiers, async trainers): `await client.score(...)`
+    holds no thread while the service works. Make it on the loop that uses it."""
+
+    def __init__(self, target: str, token: str = "", attempts: int = 5, max_message_bytes: int = 32 << 20):
+        self.target = target
+        self.channel = grpc.aio.insecure_channel(target, options=[
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", _retry_service_config(attempts)),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ])
+        self.stub = pb_grpc.RewardServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    async def score(self, reward, items, options=None, deadline_s=None) -> list[ScoredItem]:
+        request = codec.request_to_pb(reward, items, options or {}, deadline_s)
+        try:
+            response = await self.stub.Score(request, timeout=(deadline_s or DEFAULT_DEADLINE_S) + ANSWER_GRACE_S,
+                                             metadata=self.metadata, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            error = ERRORS_BY_GRPC_CODE.get(exc.code().name, RlprError)
+            raise error(f"{exc.code().name} from {self.target}: {exc.details()}") from exc
+        return [codec.result_from_pb(r) for r in response.results]
+
+    async def close(self) -> None:
+        await self.channel.close()
 
 
 def make_client(url: str = "", token: str = "") -> RewardClient:
