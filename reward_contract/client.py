@@ -41,6 +41,13 @@ class RewardClient(Protocol):
     def close(self) -> None: ...
 
 
+def _channel_options(attempts: int, max_message_bytes: int) -> list[tuple]:
+    """Both clients' channels: UNAVAILABLE retried with backoff, messages up to the service's limit."""
+    return [("grpc.enable_retries", 1), ("grpc.service_config", _retry_service_config(attempts)),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes)]
+
+
 def _retry_service_config(attempts: int) -> str:
     return json.dumps({"methodConfig": [{
         "name": [{"service": "rlpr.reward.v1.RewardService"}],
@@ -54,12 +61,7 @@ class GrpcRewardClient:
                  connect_timeout_s: float = CONNECT_TIMEOUT_S):
         self.target = target
         self.connect_timeout_s = connect_timeout_s
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", _retry_service_config(attempts)),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ])
+        self.channel = grpc.insecure_channel(target, options=_channel_options(attempts, max_message_bytes))
         self.stub = pb_grpc.RewardServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._ready = threading.Event()
@@ -101,12 +103,7 @@ class AsyncGrpcRewardClient:
 
     def __init__(self, target: str, token: str = "", attempts: int = 5, max_message_bytes: int = 32 << 20):
         self.target = target
-        self.channel = grpc.aio.insecure_channel(target, options=[
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", _retry_service_config(attempts)),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ])
+        self.channel = grpc.aio.insecure_channel(target, options=_channel_options(attempts, max_message_bytes))
         self.stub = pb_grpc.RewardServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
