@@ -6,6 +6,7 @@ flag defaults to empty and is read from the environment when used, so `--help` n
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -20,6 +21,18 @@ DEFAULT_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # ones every second, so a GC pause, a swap storm or a brief SIGSTOP is not taken for death: a chunk
 # declared dead too soon runs twice (tests/test_faults.py, bench/faults.py).
 DEAD_AFTER_S = 20.0
+# How long a stopping worker's running job may go on before it goes back on its queue. The default
+# fits Kubernetes' default terminationGracePeriodSeconds (30 s); deployments whose jobs run longer
+# (Ludii: up to 600 s) raise both together (deploy/kubernetes, docker-compose.yml).
+def _env_seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment; NaN (refused at start, naming the flag) if it is not one."""
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return math.nan
+
+
+STOP_GRACE_S = _env_seconds("RLPR_STOP_GRACE_S", 25.0)
 
 
 def split_addr(addr: str, what: str) -> tuple[str, int]:
@@ -117,6 +130,10 @@ class WorkerConfig:
     """A busy worker silent this long is declared dead and its chunk is run again (delivery is at least
     once). Shorter recovers from a killed worker sooner; longer runs a briefly stalled worker's chunk
     twice less often. The API stops routing to a worker after the same 20 s."""
+    stop_grace_s: float = STOP_GRACE_S
+    """On SIGTERM or Ctrl-C the worker takes no new job, and its running job has this long to finish before
+    it goes back to the front of its queue, unscored (env RLPR_STOP_GRACE_S). Keep it below the platform's
+    grace (Kubernetes' terminationGracePeriodSeconds, compose's stop_grace_period)."""
     burst: bool = False
     """Exit when the queues are empty (for scripts and tests)."""
     log_level: str = "WARNING"
@@ -135,6 +152,9 @@ class WorkerConfig:
         if not self.dead_after_s >= 2 * self.heartbeat_s:
             raise ConfigError(f"--dead-after-s must be at least twice --heartbeat-s ({self.heartbeat_s:g}), so one "
                               f"late beat is not death; got {self.dead_after_s:g}")
+        if not self.stop_grace_s >= 0:
+            raise ConfigError(f"--stop-grace-s (env RLPR_STOP_GRACE_S) must be a number of seconds >= 0 "
+                              f"(0 puts a running job back at once), got {self.stop_grace_s}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"--log-level {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
 

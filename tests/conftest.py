@@ -46,13 +46,14 @@ class WorkerProcs:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, queues: str, heartbeat_s: float = 0.5, redis_url: str | None = None,
-              dead_after_s: float = 2.0) -> subprocess.Popen:
+              dead_after_s: float = 2.0, stop_grace_s: float = 25.0) -> subprocess.Popen:
         """A worker on the fixture's Redis, or on `redis_url` (a private Redis a test may stop). It is
         declared dead after `dead_after_s`, so tests of a killed worker's retry run in seconds."""
         redis_url = redis_url or self.redis_url
         proc = subprocess.Popen(
             [sys.executable, "-m", "rlpr", "worker", "--queues", queues, "--redis-url", redis_url,
-             "--heartbeat-s", str(heartbeat_s), "--dead-after-s", str(dead_after_s)],
+             "--heartbeat-s", str(heartbeat_s), "--dead-after-s", str(dead_after_s),
+             "--stop-grace-s", str(stop_grace_s)],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         self.procs.append(proc)

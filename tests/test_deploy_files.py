@@ -65,16 +65,19 @@ def test_classifier_workers_read_models_from_a_mounted_cache():
 
 def test_the_build_context_leaves_out_environments_and_runs():
     ignored = read(".dockerignore").split()
-    for entry in (".venv/", "runs/", ".git/", "**/__pycache__/", "*.jar"):
+    for entry in (".venv/", "runs/", ".git/", "**/__pycache__/", "**/*.jar"):
         assert entry in ignored
+    assert ignored[-1] == "!docker/ludii/Ludii.jar"  # the one jar that may enter, after every exclusion
 
 
 def test_dockerfiles_pin_cpu_torch_and_check_the_ludii_jar():
     ludii = read("Dockerfile.ludii")
-    assert "PIP_INDEX_URL=https://download.pytorch.org/whl/cpu" in ludii  # a bare torch never pulls CUDA
+    # torch from the CPU index alone: no PyPI fallback that could pull the CUDA build, and a check that fails the build if it did
+    assert 'ARG TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"' in ludii
+    assert "PIP_EXTRA_INDEX_URL" not in ludii and ludii.count("${NO_CUDA_TORCH}") == 2
     assert "ludii.games/downloads/Ludii-" in ludii and "LUDII_JAR=" in ludii
-    assert 'sha256sum -c' in ludii and "ARG LUDII_SHA256=" in ludii
-    assert "FROM service AS ludii" in ludii and "openjdk" in ludii
+    assert 'sha256sum -c' in ludii and "ARG LUDII_SHA256=" in ludii and "build-ludii-jar.sh" in ludii
+    assert "FROM service AS ludii-base" in ludii and "openjdk" in ludii and "FROM ludii-base AS ludii" in ludii
     gpu = read("Dockerfile.gpu")
     assert "nvidia/cuda" in gpu and "torch==" in gpu and 'ENTRYPOINT ["rlpr", "train"]' in gpu
     for dockerfile in (ludii, gpu):

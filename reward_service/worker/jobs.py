@@ -12,6 +12,7 @@ from reward_service.core.backends import cancel_key
 from reward_service.core.request import WorkChunk
 from reward_service.core.scoring import score_items
 from reward_service.rewards import get_reward
+from reward_service.worker import stopping
 
 REPLY_TTL_S = 600  # a reply list outlives any request deadline, then Redis drops it
 CANCEL_CHECK_S = 0.25  # how often a running chunk asks whether its request was withdrawn
@@ -20,30 +21,42 @@ REDIS_RETRY_S = 0.5
 
 def score_chunk(chunk: WorkChunk) -> int:
     connection = get_current_job().connection
-    results = score_items(get_reward(chunk.reward), chunk.options, chunk.items, chunk.deadline,
-                          _cancel_probe(connection, chunk.request_id))
+    cancelled = _CancelProbe(connection, chunk.request_id)
+    results = score_items(get_reward(chunk.reward), chunk.options, chunk.items, chunk.deadline, cancelled)
+    if cancelled.by_stop:  # the worker is stopping and this chunk ran out of its grace: no reply, put it back
+        raise stopping.JobPutBack(f"the worker stopped before this chunk's {len(results)} items were scored")
     payload = pickle.dumps((get_current_job().id, results), protocol=pickle.HIGHEST_PROTOCOL)
     _push_reply(connection, chunk, payload)
     return len(results)
 
 
-def _cancel_probe(connection, request_id: str):
-    """A cheap `cancelled()`: it asks Redis at most every CANCEL_CHECK_S."""
-    # The first question waits CANCEL_CHECK_S too: a chunk that ends sooner costs Redis nothing.
-    state = {"checked": time.monotonic(), "cancelled": False}
-    key = cancel_key(request_id)
+class _CancelProbe:
+    """A cheap `cancelled()`: true once the request was withdrawn (asked of Redis at most every
+    CANCEL_CHECK_S) or once the stopping worker's grace has passed (`by_stop`, asked of no one)."""
 
-    def cancelled() -> bool:
+    def __init__(self, connection, request_id: str):
+        self.connection = connection
+        self.key = cancel_key(request_id)
+        # The first question waits CANCEL_CHECK_S too: a chunk that ends sooner costs Redis nothing.
+        self.checked = time.monotonic()
+        self.withdrawn = False
+        self.by_stop = False
+
+    def __call__(self) -> bool:
+        if self.withdrawn or self.by_stop:
+            return True
+        if stopping.overdue():
+            self.by_stop = True
+            return True
         now = time.monotonic()
-        if not state["cancelled"] and now - state["checked"] >= CANCEL_CHECK_S:
-            state["checked"] = now
+        if now - self.checked >= CANCEL_CHECK_S:
+            self.checked = now
             try:
-                state["cancelled"] = bool(connection.exists(key))
+                self.withdrawn = bool(self.connection.exists(self.key))
             except (RedisConnectionError, RedisTimeoutError):
                 pass  # Redis is away: keep scoring; the reply push below waits for it
-        return state["cancelled"]
+        return self.withdrawn
 
-    return cancelled
 
 
 def _push_reply(connection, chunk: WorkChunk, payload: bytes) -> None:

@@ -8,6 +8,9 @@ restarts when an evaluation overruns (reward_service/ludii/engine.py). Beyond RQ
   is dead: RQ retries its job on another worker. Not sooner, or a briefly stalled worker's job
   would run twice;
 - an idle worker heartbeats every IDLE_HEARTBEAT_S, so the API tells a live worker from a gone one;
+- SIGTERM or Ctrl-C stops it gracefully (`stopping.py`): no new job, the running one has
+  `--stop-grace-s` to finish and otherwise goes back to the front of its queue; a second signal
+  puts it back at once;
 - when Redis goes away the worker waits for it, polling every REDIS_POLL_S, and goes on
   (RQ's own backoff grows to 60 s, and a Redis error mid-job makes RQ's worker exit);
 - RQ's per-job bookkeeping without its redundant round trips: a heartbeat's three commands in one
@@ -32,8 +35,9 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from reward_contract.errors import ConfigError
-from reward_service.config import DEAD_AFTER_S, WorkerConfig
+from reward_service.config import DEAD_AFTER_S, STOP_GRACE_S, WorkerConfig
 from reward_service.core import rq_gaps
+from reward_service.worker import stopping
 
 log = logging.getLogger(__name__)
 IDLE_HEARTBEAT_S = 5  # RQ blocks on the queues for worker_ttl - 15 s between heartbeats
@@ -43,12 +47,17 @@ REGISTRATION_CHECK_S = 0.5  # how often a worker asks whether Redis still knows 
 # workers are suspended before every job: at most this often instead.
 PLAIN_BEAT_S = 1.0
 SUSPENSION_CHECK_S = 1.0
+# RQ's pubsub thread (for `rq`'s stop-job commands) waits this long for a message between looks at
+# whether it should end. RQ waits 60 s, and redis-py 8's PubSubWorkerThread.stop() joins the thread:
+# a stopping worker hung in teardown for up to a minute.
+PUBSUB_WAKE_S = 1.0
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 class RewardWorker(SimpleWorker):
     heartbeat_s: float = 1.0
     dead_after_s: float = DEAD_AFTER_S
+    stop_grace_s: float = STOP_GRACE_S
     # RQ's reconnect loop in dequeue: poll every second instead of backing off to a minute.
     exponential_backoff_factor = 1.0
     max_connection_wait_time = 1.0
@@ -113,6 +122,48 @@ class RewardWorker(SimpleWorker):
             self.procline(f"Processing {job.func_name} from {job.origin} since {time.time()}")  # as RQ's does
         self._prepared_job_id = None
 
+    # -- a graceful stop ------------------------------------------------------------------------
+    def subscribe(self):
+        """RQ's, with the pubsub thread waking every PUBSUB_WAKE_S instead of every 60 s."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=PUBSUB_WAKE_S, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
+
+    def request_stop(self, signum, frame):
+        """RQ's warm stop (no new job; it raises StopRequested when idle), with a grace for the running job."""
+        grace = stopping.request(self.stop_grace_s)
+        if self._running is not None:
+            job = self._running[0]
+            print(f"rlpr worker {self.name}: stopping; job {job.id} has {grace:.0f} s to finish, "
+                  "then it goes back on its queue (signal again to put it back now)", flush=True)
+        super().request_stop(signum, frame)
+
+    def request_force_stop(self, signum, frame):
+        """A second signal: the running job goes back on its queue now, not after its grace. Only once
+        its grace is spent (a reward that never checks) does RQ's cold stop end the process mid-job; RQ's
+        own cleanup then retries the job once the worker is declared dead."""
+        if stopping.overdue():
+            super().request_force_stop(signum, frame)
+        stopping.request(0.0)
+
+    def _finalize_failure(self, job, queue, execution, exc_info):
+        if isinstance(exc_info[1], stopping.JobPutBack):
+            self._put_back(job, queue, execution)
+        else:
+            super()._finalize_failure(job, queue, execution, exc_info)
+
+    def _put_back(self, job, queue, execution) -> None:
+        """Off the started registry and back to the front of its queue, in one transaction: not a failure,
+        so no retry is spent and no failure is recorded. The job never replied, so it runs once."""
+        with self.connection.pipeline() as pipe:
+            pipe.multi()  # RQ's enqueue_job wants a pipeline it is handed in MULTI before any command
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            queue.enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        print(f"rlpr worker {self.name}: job {job.id} went back on queue {queue.name} unfinished", flush=True)
+
+    # -- heartbeats -------------------------------------------------------------------------------
     def _beat_for(self, job, execution=None) -> None:
         """Heartbeat for `job` from now on (None: for no job). Waits for a beat in progress, so no
         beat of a finished job lands after it. The beat thread is never woken for this: a wake per
@@ -210,7 +261,8 @@ def run_worker(config: WorkerConfig) -> int:
     redis = Redis.from_url(config.redis_url)
     queues = [Queue(name, connection=redis) for name in config.queue_list]
     worker = RewardWorker(queues, connection=redis, name=config.name or None, maintenance_interval=5)
-    worker.heartbeat_s, worker.dead_after_s = config.heartbeat_s, config.dead_after_s
+    worker.heartbeat_s, worker.dead_after_s, worker.stop_grace_s = (config.heartbeat_s, config.dead_after_s,
+                                                                    config.stop_grace_s)
     print(f"rlpr worker {worker.name}: pid {os.getpid()}, queues {','.join(config.queue_list)}", flush=True)
     # No RQ scheduler: it runs in a forked process. Retries are immediate (Retry without an
     # interval), so none is needed.
