@@ -29,6 +29,7 @@ BENCHES = [
     ("ludii_corpus.py", ["--reuse"]),  # tens of minutes a phase: saved phases are reused
     ("starvation.py", []),
     ("faults.py", []),
+    ("capacity.py", ["--reuse"]),  # tens of minutes: saved phases are reused
     ("load.py", []),
     ("memory.py", []),
     ("gpu_check.py", []),  # needs a CUDA GPU: run it on one; its figures are kept until the next run

@@ -4,6 +4,7 @@ import signal
 import threading
 import time
 
+import httpx
 import pytest
 from redis import Redis
 from rq import Queue, Worker
@@ -338,3 +339,28 @@ def test_a_started_job_is_recorded_as_rq_records_it(workers, queue_service, redi
     assert outcome["results"][0].ok
     # the reply goes out before RQ's own end-of-job bookkeeping, which trails it
     wait_for(lambda: Job.fetch(job_id, connection=redis).get_status() == "finished", 5, "the job to be finished")
+
+
+def test_queue_loads_count_waiting_and_running_jobs_for_an_autoscaler(workers, queue_service, make_server, redis_url):
+    """What KEDA's triggers read: jobs queued (the list's length) and jobs running, where a job whose
+    worker died is not running any more."""
+    victim = workers.start("test_slow", dead_after_s=2.0)
+    server = make_server(queue_service)
+    items = [RewardItem(str(k), "", "ab", {"sleep_s": "30"}) for k in range(3)]
+    scorer = threading.Thread(target=lambda: queue_service.score_blocking("test_slow", items, deadline_s=8))
+    scorer.start()
+    redis = Redis.from_url(redis_url)
+    wait_for(lambda: StartedJobRegistry("test_slow", connection=redis).count == 1, 10, "a job to start")
+    load = httpx.get(server.rest_url + "/queues", params={"names": "test_slow,arithmetic"}, timeout=10).json()
+    assert load == {"queued": 2, "running": 1, "queues": {"test_slow": {"queued": 2, "running": 1, "workers": 1},
+                                                          "arithmetic": {"queued": 0, "running": 0, "workers": 0}}}
+    os.killpg(victim.pid, signal.SIGKILL)
+    # Once the worker is past --dead-after-s, its job goes back on the queue and is not running.
+    wait_for(lambda: httpx.get(server.rest_url + "/queues?names=test_slow", timeout=10).json()["running"] == 0, 10,
+             "the dead worker's job to stop counting as running")
+    after = httpx.get(server.rest_url + "/queues?names=test_slow", timeout=10).json()
+    assert (after["queued"], after["running"]) == (3, 0), after
+    unknown = httpx.get(server.rest_url + "/queues?names=nope", timeout=10)
+    assert unknown.status_code == 422 and "test_slow" in unknown.json()["error"]["message"]
+    assert set(httpx.get(server.rest_url + "/queues", timeout=10).json()["queues"]) >= {"ludii", "arithmetic"}
+    scorer.join(30)

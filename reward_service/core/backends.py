@@ -9,6 +9,7 @@ import asyncio
 import logging
 import pickle
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from redis.exceptions import RedisError
@@ -40,10 +41,20 @@ def cancel_key(request_id: str) -> str:
     return f"rlpr:cancel:{request_id}"
 
 
+@dataclass(frozen=True)
+class QueueLoad:
+    """The work on one queue now: what an autoscaler sizes its workers by."""
+
+    queued: int = 0  # jobs waiting for a worker
+    running: int = 0  # jobs a live worker is running (those of dead workers are requeued first)
+
+
 class Backend(Protocol):
     health: Health
 
     async def score(self, request: ResolvedRequest, items: Sequence[RewardItem]) -> list[ScoredItem]: ...
+
+    def load(self, queues: Sequence[str]) -> dict[str, QueueLoad]: ...
 
 
 class InProcessBackend:
@@ -63,6 +74,9 @@ class InProcessBackend:
         if self.executor is None:
             return run()
         return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+
+    def load(self, queues):
+        return {name: QueueLoad() for name in queues}  # no queues: every item is scored as it arrives
 
 
 class QueueBackend:
@@ -138,6 +152,16 @@ class QueueBackend:
             await asyncio.wait_for(asyncio.shield(task), CLEANUP_WAIT_S)
         except asyncio.TimeoutError:
             log.warning("withdrawal goes on in the background (redis is slow)", extra={"request_id": request.id})
+
+    def load(self, queues):
+        """RQ's own counts. A job whose worker died is cleaned up first (requeued or failed), so it is not
+        counted as running. Blocking: call it off the event loop."""
+        loads = {}
+        for name in queues:
+            queue = self._queue(name)
+            rq_gaps.cleanup_started(queue)
+            loads[name] = QueueLoad(queued=queue.count, running=queue.started_job_registry.count)
+        return loads
 
     def _queue(self, name: str) -> Queue:
         queue = self._queues.get(name)

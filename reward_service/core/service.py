@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from reward_contract.errors import Internal, InvalidArgument, ResourceExhausted, Unavailable, quoted_names
 from reward_contract.types import RewardChoice, RewardItem, RewardKind, RewardTerm, ScoredItem
 from reward_service.config import ServeConfig
-from reward_service.core.backends import POLL_S, STALL_S, Backend, InProcessBackend, QueueBackend
+from reward_service.core.backends import POLL_S, STALL_S, Backend, InProcessBackend, QueueBackend, QueueLoad
 from reward_service.core.cache import ResultCache
 from reward_service.core.composite import CompositeRequest, combine, validate_terms
 from reward_service.core.health import Health, HealthMonitor
@@ -111,6 +111,20 @@ class RewardService:
     def resolve_spec(self, reward: str) -> RewardSpec:
         """The reward's spec; an unknown name is UnknownReward listing the valid ones."""
         return get_reward(reward)
+
+    def queue_names(self) -> list[str]:
+        return sorted({spec.queue for spec in REGISTRY.values()})
+
+    async def queue_loads(self, queues: Sequence[str]) -> dict[str, QueueLoad]:
+        """The work waiting and running on each of `queues` (every queue of a known reward)."""
+        known = self.queue_names()
+        unknown = [name for name in queues if name not in known]
+        if unknown:
+            raise InvalidArgument(f"unknown queue(s) {quoted_names(unknown)}; the queues are: {', '.join(known)}")
+        try:
+            return await asyncio.to_thread(self.backend.load, list(queues))
+        except RedisError as exc:
+            raise Unavailable(redis_problem(exc)) from None
 
     def kinds(self) -> list[RewardKind]:
         return [REGISTRY[name].kind() for name in sorted(REGISTRY)]

@@ -227,7 +227,7 @@ def scoring_router(service: RewardService) -> APIRouter:
 
 
 def operations_router(service: RewardService) -> APIRouter:
-    """Health (open, for probes), and metrics (behind the token like the scoring endpoints)."""
+    """Health (open, for probes), and metrics and queue loads (behind the token like the scoring endpoints)."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/livez")
@@ -260,6 +260,19 @@ def operations_router(service: RewardService) -> APIRouter:
     async def metrics() -> Response:
         """Prometheus metrics."""
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @router.get("/queues")
+    async def queues(names: str = "") -> JSONResponse:
+        """The work on the named queues (comma-separated; all when none are named): jobs queued and jobs
+        running, summed, and by queue with the live workers of each. An autoscaler sizes workers by it (KEDA's
+        metrics-api trigger reads `running`, deploy/kubernetes)."""
+        wanted = [name.strip() for name in names.split(",") if name.strip()] or service.queue_names()
+        loads = await service.queue_loads(wanted)
+        workers = service.health.workers
+        by_queue = {name: {"queued": load.queued, "running": load.running, "workers": workers.get(name, 0)}
+                    for name in wanted for load in (loads[name],)}
+        totals = {key: sum(q[key] for q in by_queue.values()) for key in ("queued", "running")}
+        return JSONResponse({**totals, "queues": by_queue})
 
     return router
 
