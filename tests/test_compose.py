@@ -43,11 +43,6 @@ def _engine_problem() -> str:
     return "" if info.returncode == 0 else f"no Docker engine answers: {info.stderr.strip()[-200:]}"
 
 
-ENGINE_PROBLEM = _engine_problem()
-if ENGINE_PROBLEM:
-    pytestmark.append(pytest.mark.skip(reason=ENGINE_PROBLEM))
-
-
 def _local_torch_wheel() -> pathlib.Path | None:
     """The CPU torch wheel in one of pip's find-links folders, for a machine without the CPU index."""
     found = subprocess.run(["python3", "-m", "pip", "config", "get", "global.find-links"], capture_output=True,
@@ -58,6 +53,30 @@ def _local_torch_wheel() -> pathlib.Path | None:
 def _local_jar() -> pathlib.Path | None:
     jar = os.environ.get("LUDII_JAR") or os.path.expanduser("~/.cache/rlpr/ludii/Ludii.jar")
     return pathlib.Path(jar) if os.path.isfile(jar) else None
+
+
+def _reachable(host: str) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def _download_problem() -> str:
+    """What the build would have to download and cannot, with no local file standing in for it."""
+    if _local_torch_wheel() is None and not _reachable("download.pytorch.org"):
+        return "PyTorch's CPU index is unreachable and pip's find-links hold no CPU torch wheel"
+    if _local_jar() is None and not _reachable("github.com"):
+        return "no Ludii jar (LUDII_JAR) and github.com is unreachable to build one from source"
+    return ""
+
+
+ENGINE_PROBLEM = _engine_problem() or _download_problem()
+if ENGINE_PROBLEM:
+    pytestmark.append(pytest.mark.skip(reason=ENGINE_PROBLEM))
 
 
 def _build_context(into: pathlib.Path) -> list[str]:

@@ -202,3 +202,31 @@ def test_only_the_api_and_the_workers_reach_redis_and_nothing_reaches_a_worker(r
     assert workers["policyTypes"] == ["Ingress"] and "ingress" not in workers
     trainer = by_kind(render("overlays/trainer"), "Job")["rlpr-train"]["spec"]["template"]["metadata"]["labels"]
     assert not any(trainer.get(k) == v for k, v in selector.items())
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else float(quantity) / 2**20
+
+
+def test_memory_requests_and_limits_cover_what_the_capacity_benchmark_measured(rendered):
+    """bench/capacity.py records each process's peak resident memory under a trainer's load: a pod's
+    request holds it, and a Ludii worker's limit also holds its JVM heap cap with room to spare."""
+    import json
+
+    figures = json.loads((pathlib.Path(REPO) / "docs" / "data" / "bench" / "capacity.json").read_text())["figures"]
+    peaks = {}
+    for figure in figures:
+        if figure["name"].startswith("peak resident memory, "):
+            who = "api" if figure["name"].startswith("peak resident memory, api") else "ludii"
+            peaks[who] = max(peaks.get(who, 0), figure["value"])
+    assert set(peaks) == {"api", "ludii"}
+    deployments = by_kind(rendered["base"], "Deployment")
+    for name, who in (("reward-api", "api"), ("ludii-worker", "ludii")):
+        resources = container(deployments[name])["resources"]
+        assert mebibytes(resources["requests"]["memory"]) >= peaks[who], (name, peaks[who])
+        assert mebibytes(resources["limits"]["memory"]) >= 1.5 * peaks[who], (name, peaks[who])
+    ludii = container(deployments["ludii-worker"])
+    heap = {v["name"]: v.get("value") for v in ludii["env"]}["RLPR_JVM_HEAP"]
+    assert heap == "2g" and mebibytes(ludii["resources"]["limits"]["memory"]) >= 2048 + 512
+    assert ludii["resources"]["requests"]["cpu"] == "1" and "cpu" not in ludii["resources"]["limits"]
