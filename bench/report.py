@@ -31,6 +31,7 @@ BENCHES = [
     ("faults.py", []),
     ("capacity.py", ["--reuse"]),  # tens of minutes: saved phases are reused
     ("load.py", []),
+    ("openrlhf.py", []),
     ("memory.py", []),
     ("gpu_check.py", []),  # needs a CUDA GPU: run it on one; its figures are kept until the next run
 ]

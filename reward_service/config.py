@@ -21,9 +21,8 @@ DEFAULT_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # ones every second, so a GC pause, a swap storm or a brief SIGSTOP is not taken for death: a chunk
 # declared dead too soon runs twice (tests/test_faults.py, bench/faults.py).
 DEAD_AFTER_S = 20.0
-# How long a stopping worker's running job may go on before it goes back on its queue. The default
-# fits Kubernetes' default terminationGracePeriodSeconds (30 s); deployments whose jobs run longer
-# (Ludii: up to 600 s) raise both together (deploy/kubernetes, docker-compose.yml).
+
+
 def _env_seconds(name: str, default: float) -> float:
     """A number of seconds from the environment; NaN (refused at start, naming the flag) if it is not one."""
     try:
@@ -32,6 +31,9 @@ def _env_seconds(name: str, default: float) -> float:
         return math.nan
 
 
+# How long a stopping worker's running job may go on before it goes back on its queue. The default
+# fits Kubernetes' default terminationGracePeriodSeconds (30 s); deployments whose jobs run longer
+# (Ludii: up to 600 s) raise both together (deploy/kubernetes, docker-compose.yml).
 STOP_GRACE_S = _env_seconds("RLPR_STOP_GRACE_S", 25.0)
 
 

@@ -269,8 +269,8 @@ def operations_router(service: RewardService) -> APIRouter:
         wanted = [name.strip() for name in names.split(",") if name.strip()] or service.queue_names()
         loads = await service.queue_loads(wanted)
         workers = service.health.workers
-        by_queue = {name: {"queued": load.queued, "running": load.running, "workers": workers.get(name, 0)}
-                    for name in wanted for load in (loads[name],)}
+        by_queue = {name: {"queued": loads[name].queued, "running": loads[name].running,
+                           "workers": workers.get(name, 0)} for name in wanted}
         totals = {key: sum(q[key] for q in by_queue.values()) for key in ("queued", "running")}
         return JSONResponse({**totals, "queues": by_queue})
 

@@ -58,7 +58,6 @@ class _CancelProbe:
         return self.withdrawn
 
 
-
 def _push_reply(connection, chunk: WorkChunk, payload: bytes) -> None:
     """Scored results are not thrown away when Redis blinks: retry until it answers, for as long
     as anyone could still read the reply."""

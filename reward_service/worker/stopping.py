@@ -29,10 +29,6 @@ def request(grace_s: float) -> float:
     return max(0.0, _deadline - time.monotonic())
 
 
-def requested() -> bool:
-    return _deadline != math.inf
-
-
 def overdue() -> bool:
     """True once the running job's grace has passed."""
     return time.monotonic() >= _deadline
