@@ -26,6 +26,8 @@ LUDII_OPTIONS = {"playouts": 100, "max_turns": 500, "time_limit_s": LIMIT_S}
 WARM_GAMES = ["Tic-Tac-Toe", "Hex", "Reversi"]
 # Evaluations per JVM before anything is timed: the JIT compiles for hundreds of games (bench/ludii.py).
 WARM_EVALUATIONS = 360
+WARM_PASSES = 2
+WARM_CORPUS_OPTIONS = {"playouts": 10, "max_turns": 500, "time_limit_s": 6.0}
 BATCH, BATCHES = 12, 10
 PERIOD_S = {1: 36.0, 2: 24.0}  # 70-85 % busy at the mean evaluation time (two share two cores)
 
@@ -37,12 +39,22 @@ def corpus() -> list[dict]:
     return games("test")
 
 
-def warm(evaluate) -> None:
+def warm_up() -> list[tuple[str, dict]]:
+    """What every JVM runs before anything is timed, raw engine or worker alike: WARM_EVALUATIONS of
+    three small games, then WARM_PASSES passes over the corpus at a tenth of the playouts. The JIT
+    compiles for each family of games as it first meets it: a JVM warmed on three games alone ran the
+    corpus's short games up to twice as slowly as one that had already seen the corpus."""
     from tests.ludii_games import game_named
 
     codes = [game_named(name) for name in WARM_GAMES]
-    for k in range(WARM_EVALUATIONS):
-        evaluate(codes[k % len(codes)])
+    return ([(codes[k % len(codes)], LUDII_OPTIONS) for k in range(WARM_EVALUATIONS)]
+            + [(game["code"], WARM_CORPUS_OPTIONS) for _ in range(WARM_PASSES) for game in corpus()])
+
+
+def warm(evaluate) -> None:
+    """`evaluate(code, options)` over the warm-up, one at a time."""
+    for code, options in warm_up():
+        evaluate(code, options)
 
 
 def tree_rss(pid: int) -> int:
@@ -92,7 +104,8 @@ def evaluate_all(engines: int, games: list[dict]) -> list[dict]:
             for e in pool]
     for engine in pool:
         engine.start()
-    warmers = [threading.Thread(target=warm, args=(run,)) for run in runs]
+    warmers = [threading.Thread(target=warm, args=(
+        lambda code, o, e=e: e.evaluate(code, o["playouts"], o["max_turns"], 0, o["time_limit_s"]),)) for e in pool]
     rows: list[dict | None] = [None] * len(games)
 
     order = list(range(len(games)))
@@ -160,18 +173,21 @@ class Service:
         text = pathlib.Path(self.log.name).read_text()
         return {name: int(pid) for name, pid in re.findall(r"started (\S+) \(pid (\d+)\)", text) if name != "redis"}
 
-    def score(self, codes: list[str]):
+    def score(self, codes: list[str], options: dict = LUDII_OPTIONS):
         from reward_contract.types import RewardItem
 
         items = [RewardItem(str(k), "", code) for k, code in enumerate(codes)]
-        return self.client.score("ludii", items, LUDII_OPTIONS, deadline_s=3600)
+        return self.client.score("ludii", items, options, deadline_s=3600)
 
     def warm(self, workers: int) -> None:
-        """Every worker's JVM warmed as the raw engine was: WARM_EVALUATIONS each."""
-        from tests.ludii_games import game_named
-
-        codes = [game_named(name) for name in WARM_GAMES]
-        self.score([codes[k % len(codes)] for k in range(WARM_EVALUATIONS * workers)])
+        """Every worker's JVM warmed as a raw engine is (`warm_up`): the small games for each worker, then
+        each corpus pass once per worker, as one batch each, so that every worker meets most games."""
+        plan = warm_up()
+        small = [code for code, options in plan if options is LUDII_OPTIONS]
+        self.score(small * workers)
+        corpus_codes = [code for code, options in plan if options is WARM_CORPUS_OPTIONS]
+        for _ in range(workers):
+            self.score(corpus_codes, WARM_CORPUS_OPTIONS)
 
     def close(self) -> None:
         self.client.close()
@@ -190,7 +206,7 @@ def measure_overhead() -> dict:
     engine = LudiiEngine(os.environ["LUDII_JAR"])
     engine.start()
     raw = lambda: engine.evaluate(code, LUDII_OPTIONS["playouts"], LUDII_OPTIONS["max_turns"], 0, LIMIT_S)
-    warm(lambda c: engine.evaluate(c, 100, 500, 0, LIMIT_S))
+    warm(lambda code, o: engine.evaluate(code, o["playouts"], o["max_turns"], 0, o["time_limit_s"]))
     service = Service(1)
     try:
         service.warm(1)

@@ -30,6 +30,14 @@ def wait_for(predicate, timeout: float, what: str):
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def service_on(redis_url: str, **config):
+    """A queue-backed RewardService over `redis_url`, configured as `rlpr serve` would be by `config`."""
+    from reward_service.config import ServeConfig
+    from reward_service.core.service import RewardService
+
+    return RewardService.from_config(ServeConfig(redis_url=redis_url, **config))
+
+
 class PrivateRedis:
     """A redis-server of our own on a free loopback port, so a test may stop and restart it."""
 

@@ -15,7 +15,7 @@ from rq.results import Result
 from reward_contract.types import ItemStatus, RewardItem
 from reward_service.ludii.engine import LudiiUnavailable, jar_path
 from tests.ludii_games import game_named
-from tests.system import wait_for
+from tests.system import service_on, wait_for
 
 try:
     jar_path()
@@ -26,12 +26,6 @@ except LudiiUnavailable as exc:
 # Backgammon with 20 playouts: an evaluation of 4-8 s on two cores, long enough to stop a worker in.
 BACKGAMMON = {"playouts": 20, "time_limit_s": 120}
 
-
-def service_on(redis_url: str, **config):
-    from reward_service.config import ServeConfig
-    from reward_service.core.service import RewardService
-
-    return RewardService.from_config(ServeConfig(redis_url=redis_url, **config))
 
 
 def score_in_background(service, reward, items, options=None) -> tuple[threading.Thread, dict]:

@@ -5,7 +5,7 @@ what those threads freed in per-thread arenas and returns little of it by itself
 30 MB messages once left the API at 2.3 GB (its baseline: 80 MB) for good. So the API caps the
 arenas (gRPC's threads share two instead of one each) and, when the last big request in flight is
 done, collects cyclic garbage and asks glibc to return every free page (`malloc_trim`).
-Measured in tests/test_faults.py.
+Measured in tests/test_hostile_input.py.
 Elsewhere than glibc (musl, macOS) both are no-ops.
 """
 from __future__ import annotations
