@@ -43,6 +43,33 @@ def test_ppo_logprobs_are_those_of_the_distribution_generate_sampled_from():
     assert not gen.is_stop[:, :3].any()
 
 
+def test_generate_says_nothing_false_about_a_missing_attention_mask():
+    """Rows that stop early end in pad tokens, on which transformers 5's decode step warns of a missing
+    attention mask that generate() did pass. The warning is filtered there, and nothing else is."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.warning_once.cache_clear()  # emitted once per process, whichever test came first
+    torch.manual_seed(0)
+    task = ArithmeticTask(model_size="2x64")  # the last step: prompts of one length, so no padding
+    tokenizer, lm = task.load()
+    distribution = sampling_distribution(tokenizer, task.stop_token_ids(tokenizer), 1, 1.0)
+    prompts = [p.text for p in task.prompts(64, random.Random(2))]
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(handler)
+    try:
+        gen = generate(lm, tokenizer, prompts, distribution, 16, torch.device("cpu"))
+    finally:
+        logger.removeHandler(handler)
+    assert (gen.response_mask == 0).any(), "no row stopped early: the case is not exercised"
+    assert not [m for m in messages if "attention_mask" in m], messages
+    assert not logger.filters
+
+
 def test_top_k_and_top_p_follow_transformers_semantics():
     logits = torch.tensor([[[3.0, 2.0, 1.0, 0.0, -1.0]]])
     top_k = SamplingDistribution(top_k=2).logits(logits)

@@ -1,6 +1,8 @@
 """The policy with a value head, and the forward passes PPO needs."""
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -88,6 +90,25 @@ def sampling_distribution(tokenizer, stop_ids: list[int], min_new_tokens: int, t
     return SamplingDistribution(temperature, tuple(banned), tuple(stop_ids), min_new_tokens, top_k, top_p)
 
 
+class _DecodeMaskWarning(logging.Filter):
+    """transformers 5 drops an all-ones attention mask in its decode steps (so SDPA can run causal) and
+    then warns "We strongly recommend passing in an `attention_mask`" once a finished row's last token
+    is the pad token. generate() is given the mask; the warning is false here, and only here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "passing in an `attention_mask`" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _decode_mask_warning_silenced():
+    logger, only_that = logging.getLogger("transformers.modeling_utils"), _DecodeMaskWarning()
+    logger.addFilter(only_that)
+    try:
+        yield
+    finally:
+        logger.removeFilter(only_that)
+
+
 @torch.no_grad()
 def generate(lm, tokenizer, prompts: list[str], distribution: SamplingDistribution, max_new_tokens: int, device,
              keep_scores: bool = False) -> Generation:
@@ -99,8 +120,9 @@ def generate(lm, tokenizer, prompts: list[str], distribution: SamplingDistributi
     config = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
                               eos_token_id=list(distribution.stop_ids), pad_token_id=tokenizer.pad_token_id,
                               output_scores=keep_scores, return_dict_in_generate=True)
-    out = lm.generate(**batch, generation_config=config,
-                      logits_processor=LogitsProcessorList([distribution.processor(prompt_len)]))
+    with _decode_mask_warning_silenced():
+        out = lm.generate(**batch, generation_config=config,
+                          logits_processor=LogitsProcessorList([distribution.processor(prompt_len)]))
     response = out.sequences[:, prompt_len:]
     is_stop = torch.isin(response, torch.tensor(distribution.stop_ids, device=response.device))
     # Everything after the first stop token is padding added by generate.
