@@ -1,6 +1,7 @@
 """Save and resume PPO runs: model, tokenizer, value head, optimizer, KL state, step and RNG."""
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import random
@@ -16,7 +17,8 @@ def save(out: pathlib.Path, trainer, step: int, rng: random.Random) -> pathlib.P
     path = checkpoint_dir(out)
     tmp = path.with_name("checkpoint.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    trainer.policy.lm.save_pretrained(tmp)
+    with _no_shard_bar():
+        trainer.policy.lm.save_pretrained(tmp)
     trainer.tokenizer.save_pretrained(tmp)
     torch.save({"value_head": trainer.policy.value_head.state_dict(), "optimizer": trainer.optimizer.state_dict(),
                 "torch_rng": torch.get_rng_state()}, tmp / "trainer_state.pt")
@@ -30,6 +32,20 @@ def save(out: pathlib.Path, trainer, step: int, rng: random.Random) -> pathlib.P
     else:
         tmp.rename(path)
     return path
+
+
+@contextlib.contextmanager
+def _no_shard_bar():
+    """A checkpoint taken mid-run would draw transformers' "Writing model shards" bar through the run's own."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _remove(path: pathlib.Path) -> None:
