@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from common import REPO, free_port
+from common import REPO, free_port, ludii_game_named, ludii_games
 
 import capacity_model as model
 from redis_rate import commandstats, delta, rate_over, redis_benchmark
@@ -35,9 +35,7 @@ PERIOD_S = {1: 36.0, 2: 24.0}  # 70-85 % busy at the mean evaluation time (two s
 
 
 def corpus() -> list[dict]:
-    from tests.ludii_games import games
-
-    return games("test")
+    return ludii_games("test")
 
 
 def warm_up() -> list[tuple[str, dict]]:
@@ -45,9 +43,7 @@ def warm_up() -> list[tuple[str, dict]]:
     three small games, then WARM_PASSES passes over the corpus at a tenth of the playouts. The JIT
     compiles for each family of games as it first meets it: a JVM warmed on three games alone ran the
     corpus's short games up to twice as slowly as one that had already seen the corpus."""
-    from tests.ludii_games import game_named
-
-    codes = [game_named(name) for name in WARM_GAMES]
+    codes = [ludii_game_named(name) for name in WARM_GAMES]
     return ([(codes[k % len(codes)], LUDII_OPTIONS) for k in range(WARM_EVALUATIONS)]
             + [(game["code"], WARM_CORPUS_OPTIONS) for _ in range(WARM_PASSES) for game in corpus()])
 
@@ -201,9 +197,7 @@ class Service:
 
 def measure_overhead() -> dict:
     from reward_service.ludii.engine import LudiiEngine
-    from tests.ludii_games import game_named
-
-    code = game_named("Tic-Tac-Toe")
+    code = ludii_game_named("Tic-Tac-Toe")
     engine = LudiiEngine(os.environ["LUDII_JAR"])
     engine.start()
     raw = lambda: engine.evaluate(code, LUDII_OPTIONS["playouts"], LUDII_OPTIONS["max_turns"], 0, LIMIT_S)
@@ -275,21 +269,19 @@ def drain_job_seconds(reward: str, jobs: int = 400) -> float:
 
 # -- redis ------------------------------------------------------------------------------------------
 def measure_redis() -> dict:
-    from tests.ludii_games import game_named
-
     service = Service(2)
     try:
         redis = service.redis_client()
         service.warm(2)
         time.sleep(3)
         idle = rate_over(redis, 20)  # two idle workers and the API's monitor
-        code = game_named("Tic-Tac-Toe")
+        code = ludii_game_named("Tic-Tac-Toe")
         before = commandstats(redis)
         jobs = 200
         for _ in range(jobs // 10):
             service.score([code] * 10)
         per_job = {k: v / jobs for k, v in delta(before, commandstats(redis)).items()}
-        busy_code = game_named("Backgammon")
+        busy_code = ludii_game_named("Backgammon")
         thread = threading.Thread(target=service.score, args=([busy_code] * 2,))
         thread.start()
         time.sleep(3)

@@ -13,6 +13,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
+def ludii_games(split: str) -> list[dict]:
+    """The paper's Ludii games of `split`: from the folder $RLPR_LUDII_DATA names, else the paper's own
+    files, downloaded once into rlpr's cache (as `rlpr ludii-data` does)."""
+    from trainer.tasks.ludii_games import games
+
+    return games(split, os.environ.get("RLPR_LUDII_DATA", ""))
+
+
+def ludii_game_named(name: str) -> str:
+    from trainer.tasks.ludii_games import game_named
+
+    return game_named(name, os.environ.get("RLPR_LUDII_DATA", ""))
+
+
 def percentile(values, q):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]

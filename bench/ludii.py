@@ -23,8 +23,10 @@ import subprocess
 import sys
 import time
 
-from common import REPO, start_fronts, start_worker, stop_processes, wait_workers, write_results
+from common import REPO, ludii_game_named, start_fronts, start_worker, stop_processes, wait_workers, write_results
 from floor import grpc_echo_seconds, redis_handoff_seconds, rq_job_seconds
+
+from reward_service.ludii.engine import HOW_TO_GET_THE_JAR
 
 GAMES = ["Tic-Tac-Toe", "Hex", "Reversi"]
 PLAYOUTS, TURNS = 100, 500
@@ -87,7 +89,6 @@ def engine_figures(redis_url: str) -> list[dict]:
     from reward_contract import codec
     from reward_contract.client import GrpcRewardClient
     from reward_contract.types import RewardItem
-    from tests.ludii_games import game_named
 
     engine = raw_engine()
 
@@ -102,12 +103,12 @@ def engine_figures(redis_url: str) -> list[dict]:
     figures = []
     try:
         wait_workers(redis, 1, timeout=180)
-        codes = [game_named(name) for name in GAMES]
+        codes = [ludii_game_named(name) for name in GAMES]
         for _ in range(WARM_JOBS // len(GAMES)):  # both JVMs play every game before anything is timed
             for code in codes:
                 remote.score("ludii", [RewardItem("w", "", code)], deadline_s=300)
                 raw_evaluate(code)
-        tic_tac_toe = [RewardItem("g", "", game_named("Tic-Tac-Toe"))]  # the shortest game: the floor weighs most
+        tic_tac_toe = [RewardItem("g", "", ludii_game_named("Tic-Tac-Toe"))]  # the shortest game: the floor weighs most
         request = codec.request_to_pb("ludii", tic_tac_toe, {}, 300).SerializeToString()
         grpc_s, bare_s, rq_s = (grpc_echo_seconds(request), redis_handoff_seconds(redis_url, request),
                                 rq_job_seconds(redis_url))
@@ -123,7 +124,7 @@ def engine_figures(redis_url: str) -> list[dict]:
         print(f"{'game':<14}{'raw s':>8}{'service s':>11}{'fresh JVM s':>13}{'svc÷raw':>9}{'floor':>7}"
               f"{'stock RQ':>10}{'fresh÷warm':>12}")
         for name in GAMES:
-            code = game_named(name)
+            code = ludii_game_named(name)
             item = [RewardItem("g", "", code)]
             raw, service = paired_median_seconds([lambda: raw_evaluate(code),
                                                   lambda: remote.score("ludii", item, deadline_s=300)], runs=11)
@@ -138,7 +139,7 @@ def engine_figures(redis_url: str) -> list[dict]:
                                                       f"gRPC + stock RQ {best_stock:.2f}"},
                         {"name": f"Ludii fresh JVM ÷ warm, {name}", "value": fresh / service, "unit": "ratio",
                          "target": ">= 10"}]
-        batch = [RewardItem(str(k), "", game_named("Reversi")) for k in range(BATCH)]
+        batch = [RewardItem(str(k), "", ludii_game_named("Reversi")) for k in range(BATCH)]
         one = median_seconds(lambda: remote.score("ludii", batch, deadline_s=600), runs=3)
         workers.append(start_worker("ludii", redis_url))
         wait_workers(redis, 2, timeout=180)
@@ -159,8 +160,7 @@ def engine_figures(redis_url: str) -> list[dict]:
 
 def main() -> None:
     if not os.environ.get("LUDII_JAR"):
-        print("skipped: LUDII_JAR is not set (build a test jar with ../shared/ludii/build-test-jar.sh, or get the "
-              "release from https://ludii.games/download.php)")
+        print(f"skipped: LUDII_JAR is not set. {HOW_TO_GET_THE_JAR}")
         figures = [{"name": "Ludii engine figures", "value": None, "unit": "", "target": "",
                     "note": "skipped: no Ludii jar on this machine (LUDII_JAR unset)"}]
     else:

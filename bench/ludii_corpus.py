@@ -1,4 +1,4 @@
-"""Every Ludii test game (../shared/ludii/games_test.json) through `rlpr up`, with 1 and 2 Ludii workers.
+"""The paper's 275 Ludii test games through `rlpr up`, with 1 and 2 Ludii workers.
 
 - 1 worker: the games one at a time under the largest time limit the service allows, so each
   request's time is that game's evaluation time: the distribution (p50, p95, max) the default
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, free_port, percentile, write_results
+from common import REPO, free_port, ludii_games, percentile, write_results
 
 RAW = pathlib.Path(REPO) / "runs" / "bench"
 
@@ -156,10 +156,8 @@ def main() -> None:
         write_results("ludii_corpus", [{"name": "Ludii corpus figures", "value": None, "unit": "", "target": "",
                                         "note": "skipped: no Ludii jar on this machine (LUDII_JAR unset)"}])
         return
-    from tests.ludii_games import games
-
     RAW.mkdir(parents=True, exist_ok=True)
-    corpus = games("test")[: args.first or None]
+    corpus = ludii_games("test")[: args.first or None]
     phases = {int(p) for p in args.phases.split(",")}
     if args.first:
         report(*(run_phase(n, corpus) if n in phases else None for n in (1, 2)))

@@ -25,7 +25,9 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RUNS = REPO / "runs" / "ludii"
-GAMES = ["--ludii-games", str(REPO.parent / "shared" / "ludii" / "games_train.json")]
+# The paper's training games: from the folder $RLPR_LUDII_DATA names, else downloaded once by rlpr.
+GAMES = (["--ludii-games", str(pathlib.Path(os.environ["RLPR_LUDII_DATA"]) / "games_train.json")]
+         if os.environ.get("RLPR_LUDII_DATA") else [])
 COMPONENTS = ["compiles", "playable", "balance", "completion", "decisiveness"]
 
 
@@ -130,7 +132,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report_only:
         if not os.environ.get("LUDII_JAR"):
-            raise SystemExit("set LUDII_JAR (see README: a test jar can be built with ../shared/ludii/build-test-jar.sh)")
+            from reward_service.ludii.engine import HOW_TO_GET_THE_JAR
+
+            raise SystemExit(f"LUDII_JAR is not set. {HOW_TO_GET_THE_JAR}")
         run(args)
     report()
 

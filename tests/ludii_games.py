@@ -1,20 +1,17 @@
-"""Reads the paper's Ludii games from ../shared/ludii (never copied into the repository)."""
+"""The paper's Ludii games for the tests, read from ../shared/ludii (never copied into the repository)."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
+
+from trainer.tasks import ludii_games
 
 SHARED = pathlib.Path(os.environ.get("RLPR_LUDII_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "ludii"))
 
 
 def games(split: str) -> list[dict]:
-    return json.loads((SHARED / f"games_{split}.json").read_text(encoding="utf-8"))
+    return ludii_games.games(split, str(SHARED))
 
 
 def game_named(name: str) -> str:
-    for split in ("train", "test"):
-        for game in games(split):
-            if game["code"].startswith(f'(game "{name}"'):
-                return game["code"]
-    raise KeyError(name)
+    return ludii_games.game_named(name, str(SHARED))

@@ -26,7 +26,8 @@ from reward_service.ludii import jvm
 log = logging.getLogger(__name__)
 HOW_TO_GET_THE_JAR = (
     "Download the official Ludii release jar from https://ludii.games/download.php "
-    "(e.g. https://ludii.games/downloads/Ludii-1.3.12.jar) and set LUDII_JAR=/path/to/Ludii.jar. "
+    "(e.g. https://ludii.games/downloads/Ludii-1.3.12.jar), or build it from Ludii's public source with "
+    "scripts/build-ludii-jar.sh (git, a JDK and Apache Ant), and set LUDII_JAR=/path/to/Ludii.jar. "
     "Dockerfile.ludii does this at build time."
 )
 START_TIMEOUT_S = 120.0  # javac of the helpers on first use, then the JVM

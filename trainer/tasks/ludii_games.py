@@ -7,6 +7,7 @@ machine without GitHub); the checksums still apply.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import tempfile
@@ -45,6 +46,20 @@ def games_file(split: str, games_dir: str = "") -> pathlib.Path:
     if not cached.is_file():
         download(split, cached)
     return cached
+
+
+def games(split: str, games_dir: str = "") -> list[dict]:
+    """The games of `split` as the paper stores them: a JSON list of {"code": ...} (see games_file)."""
+    return json.loads(games_file(split, games_dir).read_text(encoding="utf-8"))
+
+
+def game_named(name: str, games_dir: str = "") -> str:
+    """The code of the game called `name`, from either split."""
+    for split in SPLITS:
+        for game in games(split, games_dir):
+            if game["code"].startswith(f'(game "{name}"'):
+                return game["code"]
+    raise KeyError(f"no game named {name!r} among the paper's Ludii games")
 
 
 def download(split: str, to: pathlib.Path) -> None:
