@@ -58,9 +58,12 @@ def test_sigkilled_worker_mid_training_loses_no_item(tmp_path):
         run = train(tmp_path / "run", "--steps", "4", "--reward-url", topology.grpc_url, "--reward", "test_slow",
                     "--reward-option", "sleep_s=0.05", "--reward-deadline-s", "60", wait=False)
         registry = StartedJobRegistry("test_slow", connection=topology.redis)
-        job_id = wait_for(lambda: registry.get_job_ids() and registry.get_job_ids()[0], 120, "a started job")
-        holder = next(w for w in Worker.all(connection=topology.redis)
-                      if w.get_current_job_id() == job_id.split(":")[0])
+
+        def a_worker_running_a_job():  # read together: a job may end between the registry and the worker
+            started = {entry.split(":")[0] for entry in registry.get_job_ids()}
+            return next((w for w in Worker.all(connection=topology.redis) if w.get_current_job_id() in started), None)
+
+        holder = wait_for(a_worker_running_a_job, 120, "a worker running a started job")
         os.kill(holder.pid, signal.SIGKILL)
         stdout, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, stderr[-3000:]
