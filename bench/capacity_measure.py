@@ -38,20 +38,26 @@ def corpus() -> list[dict]:
     return ludii_games("test")
 
 
-def warm_up() -> list[tuple[str, dict]]:
-    """What every JVM runs before anything is timed, raw engine or worker alike: WARM_EVALUATIONS of
-    three small games, then WARM_PASSES passes over the corpus at a tenth of the playouts. The JIT
-    compiles for each family of games as it first meets it: a JVM warmed on three games alone ran the
-    corpus's short games up to twice as slowly as one that had already seen the corpus."""
+def warm_small() -> list[str]:
+    """WARM_EVALUATIONS of three small games, run at LUDII_OPTIONS: the first half of every warm-up."""
     codes = [ludii_game_named(name) for name in WARM_GAMES]
-    return ([(codes[k % len(codes)], LUDII_OPTIONS) for k in range(WARM_EVALUATIONS)]
-            + [(game["code"], WARM_CORPUS_OPTIONS) for _ in range(WARM_PASSES) for game in corpus()])
+    return [codes[k % len(codes)] for k in range(WARM_EVALUATIONS)]
+
+
+def warm_corpus() -> list[str]:
+    """WARM_PASSES passes over the corpus, run at WARM_CORPUS_OPTIONS (a tenth of the playouts)."""
+    return [game["code"] for game in corpus()] * WARM_PASSES
 
 
 def warm(evaluate) -> None:
-    """`evaluate(code, options)` over the warm-up, one at a time."""
-    for code, options in warm_up():
-        evaluate(code, options)
+    """What every JVM runs before anything is timed, raw engine or worker alike: `evaluate(code,
+    options)` over warm_small(), then warm_corpus(). The JIT compiles for each family of games as it
+    first meets it: a JVM warmed on three games alone ran the corpus's short games up to twice as
+    slowly as one that had already seen the corpus."""
+    for code in warm_small():
+        evaluate(code, LUDII_OPTIONS)
+    for code in warm_corpus():
+        evaluate(code, WARM_CORPUS_OPTIONS)
 
 
 def tree_rss(pid: int) -> int:
@@ -177,12 +183,10 @@ class Service:
         return self.client.score("ludii", items, options, deadline_s=3600)
 
     def warm(self, workers: int) -> None:
-        """Every worker's JVM warmed as a raw engine is (`warm_up`): the small games for each worker, then
-        each corpus pass once per worker, as one batch each, so that every worker meets most games."""
-        plan = warm_up()
-        small = [code for code, options in plan if options is LUDII_OPTIONS]
-        self.score(small * workers)
-        corpus_codes = [code for code, options in plan if options is WARM_CORPUS_OPTIONS]
+        """Every worker's JVM warmed as a raw engine is (`warm`): the small games for each worker, then
+        the corpus passes once per worker, as one batch each, so that every worker meets most games."""
+        self.score(warm_small() * workers)
+        corpus_codes = warm_corpus()
         for _ in range(workers):
             self.score(corpus_codes, WARM_CORPUS_OPTIONS)
 

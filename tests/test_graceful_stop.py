@@ -27,7 +27,6 @@ except LudiiUnavailable as exc:
 BACKGAMMON = {"playouts": 20, "time_limit_s": 120}
 
 
-
 def score_in_background(service, reward, items, options=None) -> tuple[threading.Thread, dict]:
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(

@@ -20,9 +20,11 @@ _LUDEME = re.compile(r"\((\w[\w.]*)")
 
 def load_games(path: str | pathlib.Path = "", split: str = "train") -> list[str]:
     """The games' code from a JSON list of {"code": ...}: `path`, or the paper's `split` (downloaded once)."""
-    from trainer.tasks.ludii_games import games_file
+    from trainer.tasks.ludii_games import games
 
-    path = pathlib.Path(path) if path else games_file(split)
+    if not path:
+        return [game["code"] for game in games(split)]
+    path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Ludii games file {path} not found; leave --ludii-games empty for the paper's "
                                 "games (downloaded once), or name a JSON list of {\"code\": ...}")
